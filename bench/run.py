@@ -1,0 +1,303 @@
+#!/usr/bin/env python3
+"""The benchmark: the filter against Envoy's own routing and mirroring, in one run.
+
+    .venv/bin/python bench/run.py [--pairs 5] [--duration 10] [--connections 2,16] [--quick]
+
+Variants, each a separate proxy Envoy (`--concurrency 1`, pinned to CPU 0) in front of the same
+direct_response backends (pinned to CPU 1, with the load generator):
+  a  native weighted_clusters 80/20
+  b  the filter 80/20 through cluster_header
+  0  an empty proxy-wasm filter (bench/empty-filter), then native weighted_clusters: the VM's
+     fixed cost per request, which no filter can remove
+  e  the filter loaded but matching no route, then native weighted_clusters
+  h  no filter: the client sends `x-split-cluster: v1` itself, routed by cluster_header (what
+     Envoy's header routing costs, without any wasm)
+  c  native 80/20 + native request_mirror_policies 100 %
+  d  the filter 80/20 + the filter's mirror 100 %
+Each round measures a, b, e, c, d in turn (A B A B ...), so drift hits all alike. Writes
+BENCHMARKS.md. Not part of `make test`.
+"""
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
+import harness  # noqa: E402  (tools/harness.py: the Envoy process wrapper)
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+WASM = REPO / "target/wasm32-wasip1/release/split_mirror.wasm"
+ALT_WASM = None  # --alt-wasm: another build of the filter, measured as variant x beside b
+EMPTY = REPO / "bench/empty-filter"
+EMPTY_WASM = EMPTY / "target/wasm32-wasip1/release/empty_filter.wasm"
+WORK = REPO / "target/bench"
+HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+ROUTER = {"name": "envoy.filters.http.router",
+          "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
+SPLIT = [{"name": "v1", "weight": 80}, {"name": "v2", "weight": 20}]
+VARIANTS = {
+    "a": "native weighted_clusters 80/20",
+    "b": "filter 80/20 (cluster_header)",
+    "0": "empty proxy-wasm filter + native 80/20",
+    "h": "no filter, client sends the cluster header",
+    "e": "filter, no route matched + native 80/20",
+    "c": "native 80/20 + native mirror 100 %",
+    "d": "filter 80/20 + filter mirror 100 %",
+}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ensure_wrk():
+    if shutil.which("wrk"):
+        return
+    print("bench: installing wrk (Debian package)", file=sys.stderr)
+    subprocess.run(["apt-get", "install", "-y", "wrk"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if not shutil.which("wrk"):
+        sys.exit("bench: wrk is missing and could not be installed: apt-get install wrk")
+
+
+def cluster(name, port):
+    return {"name": name, "type": "STATIC", "connect_timeout": "1s",
+            "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+                {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]}}
+
+
+def wasm_filter(config, module=WASM):
+    return {"name": "envoy.filters.http.wasm", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+        "config": {"name": "split-mirror", "root_id": "split-mirror", "vm_config": {
+            "vm_id": "split-mirror", "runtime": "envoy.wasm.runtime.v8", "code": {"local": {"filename": str(module)}}},
+            "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": json.dumps(config)}}}}
+
+
+def proxy_config(variant, port, admin, backends):
+    native = {"weighted_clusters": {"clusters": SPLIT}}
+    if variant == "c":
+        native["request_mirror_policies"] = [{"cluster": "shadow"}]
+    routes = [{"match": {"prefix": "/"}, "route": native}]
+    filters = [ROUTER]
+    if variant == "0":
+        filters = [wasm_filter({}, EMPTY_WASM), ROUTER]
+    if variant in ("b", "d", "e", "x", "h"):
+        route = {"name": "bench", "backends": [{"cluster": "v1", "weight": 80}, {"cluster": "v2", "weight": 20}]}
+        if variant == "d":
+            route["mirrors"] = [{"cluster": "shadow"}]
+        if variant == "e":
+            route["hosts"] = ["never.invalid"]
+        module = ALT_WASM if variant == "x" else WASM
+        filters = [ROUTER] if variant == "h" else [wasm_filter({"routes": [route]}, module), ROUTER]
+        routes.insert(0, {"match": {"prefix": "/", "headers": [{"name": "x-split-cluster", "present_match": True}]},
+                          "route": {"cluster_header": "x-split-cluster"}})
+    return {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
+        "static_resources": {
+            "listeners": [{"name": "proxy", "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+                           "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
+                               "typed_config": {"@type": HCM, "stat_prefix": "proxy", "http_filters": filters,
+                                                "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": routes}]}}}]}]}],
+            "clusters": [cluster(name, p) for name, p in backends.items()]}}
+
+
+def backends_config(ports, admin):
+    def listener(name, port):
+        return {"name": name, "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+                "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+                    "@type": HCM, "stat_prefix": f"backend-{name}", "http_filters": [ROUTER],
+                    "route_config": {"virtual_hosts": [{"name": name, "domains": ["*"], "routes": [
+                        {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": name}}}]}]}}}]}]}
+    return {"admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
+            "static_resources": {"listeners": [listener(n, p) for n, p in ports.items()]}}
+
+
+def start_envoy(name, config, cpu, admin):
+    """One pinned `--concurrency 1` Envoy on `config`, through the harness's Envoy (start-up
+    checks, admin counters, CPU and RSS readings, clean stop)."""
+    path = WORK / f"{name}.json"
+    path.write_text(json.dumps(config))
+    envoy = harness.Envoy(name, path, admin, WORK, workers=1, cpu=cpu)
+    envoy.wait_ready(30)
+    return envoy
+
+
+def wrk(port, connections, seconds, extra_header=None):
+    headers = ["-H", "Host: httpbin"] + (["-H", extra_header] if extra_header else [])
+    output = subprocess.run(
+        ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", *headers,
+         f"http://127.0.0.1:{port}/"], capture_output=True, text=True, timeout=seconds + 30).stdout
+    def latency_ms(percent):
+        match = re.search(rf"^\s+{percent}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+    requests = int(re.search(r"(\d+) requests in", output).group(1))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    errors = re.search(r"Socket errors: (.*)", output)
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)), "p50": latency_ms(50),
+            "p99": latency_ms(99), "requests": requests, "bad": int(non_2xx.group(1)) if non_2xx else 0,
+            "socket_errors": errors.group(1) if errors else ""}
+
+
+CLIENT_HEADER = {"h": "x-split-cluster: v1"}
+
+
+def measure(key, proxy, backends, port, connections, seconds):
+    before_cpu, before = proxy.cpu_seconds(), backends.counters("downstream_rq_total")
+    result = wrk(port, connections, seconds, CLIENT_HEADER.get(key))
+    result["cpu_us"] = (proxy.cpu_seconds() - before_cpu) * 1e6 / max(result["requests"], 1)
+    after = backends.counters("downstream_rq_total")
+    got = {name.split(".")[1].removeprefix("backend-"): after[name] - before.get(name, 0) for name in after}
+    primary = got.get("v1", 0) + got.get("v2", 0)
+    result["v2_share"] = got.get("v2", 0) / max(primary, 1)
+    result["shadow_ratio"] = got.get("shadow", 0) / max(primary, 1)
+    return result
+
+
+def spread(values):
+    return min(values), statistics.median(values), max(values)
+
+
+def fmt(triple, digits=0):
+    return " / ".join(f"{v:.{digits}f}" for v in triple)
+
+
+def report(args, results, rss, machine):
+    lines = ["# Benchmarks", "",
+             f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+             f"- machine: {machine}",
+             f"- Envoy: {subprocess.run([str(harness.envoy_bin()), '--version'], capture_output=True, text=True).stdout.strip().split('version: ')[-1]}",
+             f"- command: `{' '.join(['.venv/bin/python', 'bench/run.py'] + sys.argv[1:])}` ({args.pairs} rounds, {args.duration} s each, wrk -t1)",
+             f"- wasm: {WASM.stat().st_size} bytes ({WASM.stat().st_size / 1024:.0f} KB)",
+             f"- proxy RSS after load: native {rss['a']} KiB, with the filter {rss['b']} KiB (+{rss['b'] - rss['a']} KiB)", ""]
+    for connections in args.connections:
+        rows = results[connections]
+        lines += [f"## {connections} connections", "",
+                  "| variant | req/s min / median / max | p50 ms | p99 ms | proxy CPU µs/req | check |",
+                  "|---|---|---|---|---|---|"]
+        for key, label in VARIANTS.items():
+            runs = rows[key]
+            check = f"v2 {statistics.median(r['v2_share'] for r in runs):.3f}"
+            if key in ("c", "d"):
+                check += f", shadow/primary {statistics.median(r['shadow_ratio'] for r in runs):.3f}"
+            bad = sum(r["bad"] for r in runs)
+            check += f", non-2xx {bad}"
+            lines.append(f"| {key}: {label} | {fmt(spread([r['rps'] for r in runs]))} | "
+                         f"{fmt(spread([r['p50'] for r in runs]), 3)} | {fmt(spread([r['p99'] for r in runs]), 3)} | "
+                         f"{fmt(spread([r['cpu_us'] for r in runs]), 1)} | {check} |")
+        def ratio(x, y, field):
+            if x not in rows or y not in rows:
+                return (float("nan"),) * 3
+            return spread([rx[field] / ry[field] for rx, ry in zip(rows[x], rows[y])])
+        b_a, b_a_cpu = ratio("b", "a", "rps"), ratio("b", "a", "cpu_us")
+        e_a, e_a_cpu = ratio("e", "a", "rps"), ratio("e", "a", "cpu_us")
+        z_a, z_a_cpu = ratio("0", "a", "rps"), ratio("0", "a", "cpu_us")
+        d_c, d_c_cpu = ratio("d", "c", "rps"), ratio("d", "c", "cpu_us")
+        verdict = lambda ok: "PASS" if ok else "MISS"
+        lines += ["", "| ratio (per round) | req/s min / median / max | CPU/req min / median / max | target |", "|---|---|---|---|",
+                  f"| b/a | {fmt(b_a, 3)} | {fmt(b_a_cpu, 3)} | req/s ≥ 0.95: {verdict(b_a[1] >= 0.95)}; CPU ≤ 1.10: {verdict(b_a_cpu[1] <= 1.10)} |",
+                  f"| 0/a | {fmt(z_a, 3)} | {fmt(z_a_cpu, 3)} | (empty filter: the VM's fixed cost) |",
+                  f"| e/a | {fmt(e_a, 3)} | {fmt(e_a_cpu, 3)} | (our filter, no route matched) |",
+                  f"| h/a | {fmt(ratio('h', 'a', 'rps'), 3)} | {fmt(ratio('h', 'a', 'cpu_us'), 3)} | (cluster_header routing, no filter) |",
+                  f"| d/c | {fmt(d_c, 3)} | {fmt(d_c_cpu, 3)} | req/s ≥ 0.90: {verdict(d_c[1] >= 0.90)} |", ""]
+        if all(k in rows for k in "ab0hcd"):
+            lines += [breakdown(rows), ""]
+    size_ok = WASM.stat().st_size <= 120 * 1024
+    lines += [f"Wasm size ≤ 120 KB: {'PASS' if size_ok else 'MISS'} ({WASM.stat().st_size / 1024:.0f} KB).", "",
+              "Method: the proxies (one per variant) run side by side, each `--concurrency 1` pinned to CPU 0; the backends "
+              "(one Envoy with direct_response listeners) and wrk share CPU 1. Each round measures every variant for the same "
+              "duration in turn after a warm-up, so drift affects all alike; ratios are taken within a round, then summarised. "
+              "CPU per request is the proxy's utime+stime delta from /proc/<pid>/stat over the requests wrk completed. "
+              "Medians are the figures to compare; the checks column confirms the split (v2 share ≈ 0.2) and, for mirroring, "
+              "that the shadow received a copy of every request.", ""]
+    return "\n".join(lines)
+
+
+def per_round(rows, key, base):
+    """Median over rounds of the CPU µs/request `key` costs more than `base` in the same round."""
+    return statistics.median(r["cpu_us"] - b["cpu_us"] for r, b in zip(rows[key], rows[base]))
+
+
+def breakdown(rows):
+    """Where the split's extra CPU goes, from per-round differences (drift cancels within a round)."""
+    gap, fixed, header = per_round(rows, "b", "a"), per_round(rows, "0", "a"), per_round(rows, "h", "a")
+    shown = lambda us: f"{us:.1f} µs" if us > 0 else f"{us:.1f} µs (none beyond noise)"
+    return (f"Split: the filter adds {shown(gap)} of proxy CPU per request over native weighted_clusters "
+            f"(median of per-round differences). An empty proxy-wasm filter adds {shown(fixed)}: the VM's fixed "
+            f"cost, which no filter can remove. Routing on a header with cluster_header and no filter adds "
+            f"{shown(header)}. The filter's own work and host calls: {shown(gap - max(fixed, 0) - max(header, 0))}. "
+            f"Mirroring: {shown(per_round(rows, 'd', 'c'))} per request over Envoy's native mirror.")
+
+
+def machine():
+    model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    return f"{model}, {os.cpu_count()} cores, Linux {os.uname().release}"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", default="2,16")
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 3 s: a smoke run")
+    parser.add_argument("--output", type=pathlib.Path, default=REPO / "BENCHMARKS.md")
+    parser.add_argument("--alt-wasm", type=pathlib.Path, help="A/B: another build, as variant x (like b)")
+    parser.add_argument("--only", help="measure only these variants, e.g. a,b,x")
+    args = parser.parse_args()
+    global ALT_WASM
+    if args.alt_wasm:
+        ALT_WASM = args.alt_wasm.resolve()
+        VARIANTS["x"] = f"filter 80/20 built from {args.alt_wasm}"
+    if args.only:
+        for key in [k for k in VARIANTS if k not in args.only.split(",")]:
+            del VARIANTS[key]
+    if args.quick:
+        args.pairs, args.duration = 2, 3
+    args.connections = [int(c) for c in args.connections.split(",")]
+    if not WASM.exists():
+        sys.exit("bench: run 'make build' first")
+    ensure_wrk()
+    subprocess.run(["cargo", "build", "--quiet", "--release", "--target", "wasm32-wasip1",
+                    "--manifest-path", str(EMPTY / "Cargo.toml")], check=True)
+    WORK.mkdir(parents=True, exist_ok=True)
+    envoys = []
+    try:
+        backend_ports = {"v1": free_port(), "v2": free_port(), "shadow": free_port()}
+        admin = free_port()
+        backends = start_envoy("backends", backends_config(backend_ports, admin), 1, admin)
+        envoys.append(backends)
+        proxies = {}
+        for key in VARIANTS:
+            port, admin = free_port(), free_port()
+            proxies[key] = (start_envoy(f"proxy-{key}", proxy_config(key, port, admin, backend_ports), 0, admin), port)
+            envoys.append(proxies[key][0])
+        for key, (proxy, port) in proxies.items():  # warm-up
+            wrk(port, 16, 2, CLIENT_HEADER.get(key))
+        results = {c: {k: [] for k in VARIANTS} for c in args.connections}
+        for round_ in range(args.pairs):
+            for connections in args.connections:
+                for key, (proxy, port) in proxies.items():
+                    result = measure(key, proxy, backends, port, connections, args.duration)
+                    results[connections][key].append(result)
+                    print(f"round {round_ + 1} c={connections} {key}: {result['rps']:.0f} req/s, p99 {result['p99']:.3f} ms, "
+                          f"{result['cpu_us']:.1f} µs/req, v2 {result['v2_share']:.3f}, shadow {result['shadow_ratio']:.3f}",
+                          file=sys.stderr)
+        rss = {key: proxies[key][0].rss_kib() for key in ("a", "b")}
+        text = report(args, results, rss, machine())
+        args.output.write_text(text)
+        print(text)
+    finally:
+        for envoy in envoys:
+            envoy.stop()
+
+
+if __name__ == "__main__":
+    main()

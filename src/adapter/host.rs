@@ -1,0 +1,143 @@
+//! Per-VM state shared by the root context and its HTTP contexts, and the host calls that are
+//! not tied to one context.
+
+use super::counters::Counters;
+use crate::config::Config;
+use crate::metrics::MirrorOutcome;
+use crate::mirror::{InFlight, Shadow, Skip};
+use crate::random::Rng;
+use proxy_wasm::hostcalls;
+use std::cell::{Cell, RefCell};
+use std::time::Duration;
+
+/// How soon the root context sends queued shadows. Sending from the root (not the request's
+/// context) makes the host report every shadow's end to a context that outlives the request, so
+/// the in-flight cap counts exactly.
+const OUTBOX_TICK: Duration = Duration::from_millis(1);
+
+/// Ticks without a shadow before the tick stops (one second).
+const IDLE_TICKS_BEFORE_STOP: u32 = 1000;
+
+/// Compiled once in `on_configure`; HTTP contexts hold an `Rc` of it, never a copy.
+pub struct Filter {
+    pub config: Config,
+    pub counters: Counters,
+    /// Shadows this worker has in flight (a VM is one worker thread).
+    in_flight: RefCell<InFlight>,
+    /// Shadows waiting for the root context's next tick.
+    outbox: RefCell<Vec<Shadow>>,
+    tick_running: Cell<bool>,
+    idle_ticks: Cell<u32>,
+    /// Change of the in-flight gauge not yet published.
+    in_flight_delta: Cell<i64>,
+    rng: Cell<Rng>,
+    /// Cleared after the first `NotFound`: Envoy before 1.33 has no `clear_route_cache`.
+    clear_route_cache_available: Cell<bool>,
+}
+
+impl Filter {
+    pub fn new(config: Config) -> Self {
+        Filter {
+            counters: Counters::define(&config),
+            in_flight: RefCell::new(InFlight::new(config.max_shadows_in_flight)),
+            outbox: RefCell::new(Vec::new()),
+            tick_running: Cell::new(false),
+            idle_ticks: Cell::new(0),
+            in_flight_delta: Cell::new(0),
+            config,
+            rng: Cell::new(Rng::from_entropy()),
+            clear_route_cache_available: Cell::new(true),
+        }
+    }
+
+    /// Runs `draw` with this VM's generator (a VM is single-threaded: one generator per worker).
+    pub fn with_rng<T>(&self, draw: impl FnOnce(&mut Rng) -> T) -> T {
+        let mut rng = self.rng.get();
+        let result = draw(&mut rng);
+        self.rng.set(rng);
+        result
+    }
+
+    /// Makes Envoy pick the route again now that the route header changed. The ABI 0.2.1 SDK
+    /// also gets an automatic clear on header writes, but that is not guaranteed on every host.
+    pub fn clear_route_cache(&self) {
+        if !self.clear_route_cache_available.get() {
+            return;
+        }
+        if let Err(status) = hostcalls::call_foreign_function("clear_route_cache", None) {
+            self.clear_route_cache_available.set(false);
+            log::info!("clear_route_cache is not available on this host ({status:?}); relying on automatic route cache clearing");
+        }
+    }
+
+    /// Queues a shadow for the root context to send, unless the in-flight cap is reached.
+    pub fn enqueue(&self, shadow: Shadow) {
+        let mut outbox = self.outbox.borrow_mut();
+        if !self.in_flight.borrow().has_room(outbox.len()) {
+            let skip = MirrorOutcome::Skipped(Skip::InFlightCap);
+            self.counters.mirror(shadow.route, shadow.mirror, skip);
+            return;
+        }
+        if !self.tick_running.get() {
+            // Wakes the root context (the tick belongs to the request's root).
+            if let Err(status) = hostcalls::set_tick_period(OUTBOX_TICK) {
+                log::warn!("split-mirror: cannot schedule mirroring ({status:?})");
+                let failed = MirrorOutcome::DispatchFailed;
+                self.counters.mirror(shadow.route, shadow.mirror, failed);
+                return;
+            }
+            self.tick_running.set(true);
+        }
+        outbox.push(shadow);
+    }
+
+    /// Takes every queued shadow (on the root's tick) and forgets shadows past their timeout.
+    /// After a second without shadows the tick stops until the next one is queued, so an idle
+    /// worker is not woken every millisecond, and a busy one does not re-arm a timer per batch.
+    pub fn take_outbox(&self, now_ms: u64) -> Vec<Shadow> {
+        let expired = self.in_flight.borrow_mut().expire(now_ms);
+        self.in_flight_delta
+            .set(self.in_flight_delta.get() - expired as i64);
+        let shadows = std::mem::take(&mut *self.outbox.borrow_mut());
+        if shadows.is_empty() {
+            self.idle_ticks.set(self.idle_ticks.get() + 1);
+            if self.idle_ticks.get() >= IDLE_TICKS_BEFORE_STOP {
+                let _ = hostcalls::set_tick_period(Duration::ZERO);
+                self.tick_running.set(false);
+                self.idle_ticks.set(0);
+            }
+        } else {
+            self.idle_ticks.set(0);
+        }
+        shadows
+    }
+
+    pub fn shadow_started(&self, token: u32, deadline_ms: u64) {
+        self.in_flight.borrow_mut().started(token, deadline_ms);
+        self.in_flight_delta.set(self.in_flight_delta.get() + 1);
+    }
+
+    pub fn shadow_finished(&self, token: u32) {
+        if self.in_flight.borrow_mut().finished(token) {
+            self.in_flight_delta.set(self.in_flight_delta.get() - 1);
+            if !self.tick_running.get() {
+                self.flush_in_flight_gauge();
+            }
+        }
+    }
+
+    /// Publishes the in-flight changes since the last flush: one host call per tick, not two
+    /// per shadow.
+    pub fn flush_in_flight_gauge(&self) {
+        let delta = self.in_flight_delta.replace(0);
+        if delta != 0 {
+            self.counters.shadows_in_flight.add(delta);
+        }
+    }
+}
+
+/// Milliseconds since the epoch from the host's clock.
+pub fn now_ms(time: std::time::SystemTime) -> u64 {
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,300 @@
+//! HTTP context: one per request. Reads the few headers routing needs, writes the route header,
+//! and copies the request to sampled mirrors without ever pausing it.
+
+use super::host::Filter;
+use crate::config::Route;
+use crate::metrics::MirrorOutcome;
+use crate::mirror::{BodyCopy, Shadow, ShadowHeaders, Skip};
+use crate::routing::keys::KeySource;
+use crate::routing::{RequestHeaders, RequestView};
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action, MapType};
+use std::rc::Rc;
+
+pub struct SplitMirrorHttp {
+    /// `None` only if the host creates streams for a root that was never configured.
+    filter: Option<Rc<Filter>>,
+    /// Set when at least one mirror admitted this request and its body is still streaming.
+    pending: Option<PendingMirror>,
+    /// A minted sticky cookie to hand the client on the response.
+    set_cookie: Option<String>,
+    /// `(route, backend)` chosen, kept only when `response_header` is configured.
+    chosen: Option<(usize, usize)>,
+}
+
+/// Request headers read from the host on demand, each at most once per request.
+#[derive(Default)]
+struct HostHeaders {
+    fetched: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl RequestHeaders for HostHeaders {
+    fn header(&mut self, name: &str) -> Option<Vec<u8>> {
+        if let Some((_, value)) = self.fetched.iter().find(|(n, _)| n == name) {
+            return value.clone();
+        }
+        let value = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name)
+            .ok()
+            .flatten();
+        self.fetched.push((name.to_string(), value.clone()));
+        value
+    }
+}
+
+/// A shadow copy being assembled while the primary request streams past.
+struct PendingMirror {
+    route: usize,
+    /// Indexes into the route's `mirrors` that admitted this request.
+    mirrors: Vec<usize>,
+    headers: ShadowHeaders,
+    body: BodyCopy,
+}
+
+impl SplitMirrorHttp {
+    pub fn new(filter: Option<Rc<Filter>>) -> Self {
+        SplitMirrorHttp {
+            filter,
+            pending: None,
+            set_cookie: None,
+            chosen: None,
+        }
+    }
+
+    /// Chooses the backend and writes the route header; returns the matched route's index.
+    fn route_request(&mut self, filter: &Filter) -> Option<usize> {
+        let route_header = filter.config.route_header.as_str();
+        // Each fetched value costs a call back into the VM to allocate it: skip what no route reads.
+        let fetch = |name, needed| {
+            if needed {
+                self.get_http_request_header_bytes(name)
+            } else {
+                None
+            }
+        };
+        let authority = fetch(":authority", filter.config.needs_authority);
+        let path = fetch(":path", filter.config.needs_path);
+        let request = RequestView {
+            authority: authority.as_deref().unwrap_or_default(),
+            path: path.as_deref().unwrap_or_default(),
+        };
+        match filter.config.match_route(&request) {
+            Some(found) => {
+                let route = found.route;
+                let mut headers = HostHeaders::default();
+                let decision =
+                    filter.with_rng(|rng| route.decide(found.tagged_backend, &mut headers, rng));
+                let cluster = route
+                    .backends
+                    .get(decision.backend)
+                    .map(|b| b.cluster.as_str());
+                // Overwrites whatever the client sent: clients never name a cluster.
+                self.set_http_request_header(route_header, cluster);
+                filter.clear_route_cache();
+                filter
+                    .counters
+                    .request(found.index, decision.backend, decision.reason);
+                if filter.config.response_header.is_some() {
+                    self.chosen = Some((found.index, decision.backend));
+                }
+                if let (Some(key), Some(sticky)) = (decision.mint_cookie, &route.sticky) {
+                    self.set_cookie = sticky_set_cookie(&sticky.source, &key);
+                }
+                Some(found.index)
+            }
+            None => {
+                filter.counters.unmatched.increment();
+                if self.get_http_request_header_bytes(route_header).is_some() {
+                    self.set_http_request_header(route_header, None);
+                    filter.clear_route_cache();
+                }
+                None
+            }
+        }
+    }
+
+    /// Samples the route's mirrors; if any admits the request, starts its shadow copy.
+    fn start_mirror(
+        &self,
+        filter: &Filter,
+        route_index: usize,
+        route: &Route,
+    ) -> Option<PendingMirror> {
+        let method = self
+            .get_http_request_header_bytes(":method")
+            .unwrap_or_default();
+        let admitted: Vec<usize> = filter.with_rng(|rng| {
+            route
+                .mirrors
+                .iter()
+                .enumerate()
+                .filter_map(|(i, mirror)| match mirror.admit(&method, rng) {
+                    Ok(()) => Some(i),
+                    Err(skip) => {
+                        filter
+                            .counters
+                            .mirror(route_index, i, MirrorOutcome::Skipped(skip));
+                        None
+                    }
+                })
+                .collect()
+        });
+        if admitted.is_empty() {
+            return None;
+        }
+        let request_headers = self.get_http_request_headers_bytes();
+        let limit = admitted
+            .iter()
+            .filter_map(|&i| route.mirrors.get(i))
+            .map(|mirror| mirror.max_body_bytes)
+            .max()
+            .unwrap_or(0);
+        let mut body = BodyCopy::new(limit);
+        // A declared length over every limit: nothing to copy, say so at dispatch.
+        let declared: Option<usize> = request_headers
+            .iter()
+            .find(|(name, _)| name == "content-length")
+            .and_then(|(_, value)| std::str::from_utf8(value).ok()?.trim().parse().ok());
+        if declared.is_some_and(|length| length > limit) {
+            body.overflow();
+        }
+        Some(PendingMirror {
+            route: route_index,
+            mirrors: admitted,
+            headers: ShadowHeaders::new(request_headers, &filter.config.route_header),
+            body,
+        })
+    }
+
+    /// Hands the finished copy, one shadow per admitted mirror, to the root context to send.
+    fn finish_mirror(
+        &self,
+        filter: &Filter,
+        pending: PendingMirror,
+        trailers: Vec<(String, String)>,
+    ) {
+        let Some(route) = filter.config.routes.get(pending.route) else {
+            return;
+        };
+        let (headers, trailers) = (Rc::new(pending.headers), Rc::from(trailers));
+        // `None` when the body outgrew the largest limit of the admitted mirrors.
+        let body = pending.body.into_shared();
+        for &i in &pending.mirrors {
+            let Some(mirror) = route.mirrors.get(i) else {
+                continue;
+            };
+            let Some(body) = body.as_ref().filter(|b| b.len() <= mirror.max_body_bytes) else {
+                let skip = MirrorOutcome::Skipped(Skip::BodyTooLarge);
+                filter.counters.mirror(pending.route, i, skip);
+                continue;
+            };
+            filter.enqueue(Shadow {
+                route: pending.route,
+                mirror: i,
+                authority: headers.authority_for(mirror),
+                headers: headers.clone(),
+                body: Rc::clone(body),
+                trailers: Rc::clone(&trailers),
+            });
+        }
+    }
+}
+
+/// Max-Age of a minted sticky cookie: 30 days.
+const STICKY_COOKIE_MAX_AGE_S: u32 = 30 * 24 * 3600;
+
+/// The Set-Cookie value for a minted sticky key (the key is hex: no quoting needed).
+fn sticky_set_cookie(source: &KeySource, key: &str) -> Option<String> {
+    match source {
+        KeySource::Cookie(name) => Some(format!(
+            "{name}={key}; Path=/; Max-Age={STICKY_COOKIE_MAX_AGE_S}; HttpOnly; SameSite=Lax"
+        )),
+        KeySource::Header(_) => None,
+    }
+}
+
+impl Context for SplitMirrorHttp {}
+
+impl HttpContext for SplitMirrorHttp {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        #[cfg(feature = "fault-injection")]
+        if self
+            .get_http_request_header_bytes("x-split-mirror-fault")
+            .is_some()
+        {
+            // A wasm trap, as a bug would cause: Envoy's failure_policy decides what follows.
+            std::process::abort();
+        }
+        let Some(filter) = self.filter.clone() else {
+            return Action::Continue;
+        };
+        let Some(route_index) = self.route_request(&filter) else {
+            return Action::Continue;
+        };
+        let Some(route) = filter.config.routes.get(route_index) else {
+            return Action::Continue;
+        };
+        if route.mirrors.is_empty() {
+            return Action::Continue;
+        }
+        if let Some(pending) = self.start_mirror(&filter, route_index, route) {
+            if end_of_stream {
+                self.finish_mirror(&filter, pending, Vec::new());
+            } else {
+                self.pending = Some(pending);
+            }
+        }
+        Action::Continue
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(mut pending) = self.pending.take() else {
+            return Action::Continue;
+        };
+        if pending.body.wants(body_size) {
+            if let Some(chunk) = self.get_http_request_body(0, body_size) {
+                pending.body.push(&chunk);
+            }
+        } else {
+            pending.body.overflow();
+        }
+        if end_of_stream {
+            if let Some(filter) = self.filter.clone() {
+                self.finish_mirror(&filter, pending, Vec::new());
+            }
+        } else {
+            self.pending = Some(pending);
+        }
+        // Never pause the primary: the copy is taken as the chunk streams past.
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if let Some(cookie) = self.set_cookie.take() {
+            self.add_http_response_header("set-cookie", &cookie);
+        }
+        if let (Some((route, backend)), Some(filter)) = (self.chosen, &self.filter) {
+            let cluster = filter
+                .config
+                .routes
+                .get(route)
+                .and_then(|r| r.backends.get(backend));
+            if let (Some(name), Some(backend)) = (&filter.config.response_header, cluster) {
+                self.set_http_response_header(name, Some(&backend.cluster));
+            }
+        }
+        Action::Continue
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        if let (Some(pending), Some(filter)) = (self.pending.take(), self.filter.clone()) {
+            let trailers = self
+                .get_http_request_trailers_bytes()
+                .into_iter()
+                .filter_map(|(name, value)| Some((name, String::from_utf8(value).ok()?)))
+                .collect();
+            self.finish_mirror(&filter, pending, trailers);
+        }
+        Action::Continue
+    }
+}

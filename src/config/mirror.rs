@@ -1,0 +1,71 @@
+//! Compiling a route's `mirrors` entries.
+
+use super::error::in_route;
+use super::raw::RawMirror;
+use super::{
+    check_label, ConfigError, DEFAULT_HOST_SUFFIX, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MIRROR_TIMEOUT_MS,
+};
+use crate::mirror::{Mirror, PER_MILLION};
+
+pub(super) fn compile_mirror(
+    raw: RawMirror,
+    label: &str,
+    index: usize,
+) -> Result<Mirror, ConfigError> {
+    let field = |name: &str| format!("mirrors[{index}].{name}");
+    check_label(&raw.cluster, "cluster name").map_err(|m| in_route(label, &field("cluster"), m))?;
+    let host_suffix = raw
+        .host_suffix
+        .unwrap_or_else(|| DEFAULT_HOST_SUFFIX.to_string());
+    if !host_suffix
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    {
+        return Err(in_route(
+            label,
+            &field("host_suffix"),
+            format!("expected letters, digits, `-` or `.`, got \"{host_suffix}\""),
+        ));
+    }
+    let methods = match raw.methods {
+        None => None,
+        Some(methods) if methods.is_empty() => {
+            return Err(in_route(
+                label,
+                &field("methods"),
+                "expected at least one method (omit `methods` to mirror every method)",
+            ))
+        }
+        Some(methods) => Some(
+            methods
+                .iter()
+                .enumerate()
+                .map(|(m, method)| {
+                    if !method.is_empty() && method.chars().all(|c| c.is_ascii_alphabetic()) {
+                        Ok(method.to_ascii_uppercase())
+                    } else {
+                        Err(in_route(
+                            label,
+                            &field(&format!("methods[{m}]")),
+                            format!("expected an HTTP method such as \"GET\", got \"{method}\""),
+                        ))
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
+    Ok(Mirror {
+        cluster: raw.cluster,
+        per_million: raw.percent.unwrap_or(PER_MILLION),
+        host_suffix,
+        // Both bounded by their deserializers (600,000 and 64 MiB): the casts cannot truncate.
+        timeout_ms: raw
+            .timeout_ms
+            .map_or(DEFAULT_MIRROR_TIMEOUT_MS, |t| t as u32),
+        max_body_bytes: raw
+            .max_body_bytes
+            .map_or(DEFAULT_MAX_BODY_BYTES, |b| b as usize),
+        methods,
+    })
+}

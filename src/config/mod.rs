@@ -1,0 +1,275 @@
+//! Configuration: parsed and validated once in `on_configure`, then shared read-only by every
+//! request. The JSON format is documented in README.md ("Configuration reference").
+
+mod decode;
+mod error;
+pub mod json;
+mod mirror;
+mod raw;
+mod release;
+
+pub use error::ConfigError;
+
+use crate::hosts::HostPattern;
+use crate::mirror::Mirror;
+use crate::routing::keys::{KeySource, ValueMatch};
+use crate::weights::WeightTable;
+use error::{in_route, route_label};
+use raw::{RawConfig, RawRoute};
+
+pub const DEFAULT_ROUTE_HEADER: &str = "x-split-cluster";
+pub const DEFAULT_HOST_SUFFIX: &str = "-shadow";
+pub const DEFAULT_MIRROR_TIMEOUT_MS: u32 = 1000;
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+pub const DEFAULT_MAX_SHADOWS_IN_FLIGHT: usize = 1000;
+
+/// The validated, compiled configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// Lower-case request header that carries the chosen cluster to Envoy's `cluster_header`.
+    pub route_header: String,
+    /// Response header naming the chosen backend, for debugging; off unless configured.
+    pub response_header: Option<String>,
+    /// Per worker: beyond this many shadows in flight, mirroring skips and counts.
+    pub max_shadows_in_flight: usize,
+    /// In config order: the first matching route wins.
+    pub routes: Vec<Route>,
+    /// Some route matches on hosts: the adapter must fetch `:authority`.
+    pub needs_authority: bool,
+    /// Some route has a path prefix other than `/`: the adapter must fetch `:path`.
+    pub needs_path: bool,
+}
+
+#[derive(Debug)]
+pub struct Route {
+    pub name: String,
+    /// Empty means any host.
+    pub hosts: Vec<HostPattern>,
+    pub path_prefix: String,
+    pub backends: Vec<Backend>,
+    /// Cumulative weights of `backends`, same order.
+    pub split: WeightTable,
+    pub mirrors: Vec<Mirror>,
+    /// Checked in order before the weights.
+    pub overrides: Vec<Override>,
+    /// `(tag, backend index)`.
+    pub tags: Vec<(String, usize)>,
+    /// `(<tag>-<host>` lower-case, backend index)`, from the exact entries of `hosts`.
+    pub tagged_hosts: Vec<(String, usize)>,
+    /// Lower-case header whose value names a tag.
+    pub tag_header: Option<String>,
+    pub sticky: Option<Sticky>,
+}
+
+/// A header or cookie value that sends the request to one backend whatever the weights.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Override {
+    pub source: KeySource,
+    pub value: ValueMatch,
+    pub backend: usize,
+}
+
+/// Where the sticky key is read, and whether to mint a cookie when it is missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sticky {
+    pub source: KeySource,
+    pub set_cookie: bool,
+}
+
+#[derive(Debug)]
+pub struct Backend {
+    pub cluster: String,
+    pub weight: u32,
+    pub tag: Option<String>,
+}
+
+impl Config {
+    /// Parses and validates the plugin configuration (Envoy `configuration`, Istio
+    /// `pluginConfig`). The error names the route and the field.
+    pub fn from_json(json: &[u8]) -> Result<Config, ConfigError> {
+        let document =
+            json::parse(json).map_err(|message| ConfigError(format!("invalid JSON: {message}")))?;
+        let raw = RawConfig::decode(&document).map_err(|e| error::from_decode(&document, e))?;
+        compile(raw)
+    }
+}
+
+fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
+    let route_header = match raw.route_header {
+        Some(name) => {
+            check_header_name(&name).map_err(|m| ConfigError(format!("route_header: {m}")))?
+        }
+        None => DEFAULT_ROUTE_HEADER.to_string(),
+    };
+    if raw.routes.is_empty() {
+        return Err(ConfigError(
+            "routes: expected at least one route, got an empty list".into(),
+        ));
+    }
+    let mut routes: Vec<Route> = Vec::with_capacity(raw.routes.len());
+    for (index, raw_route) in raw.routes.into_iter().enumerate() {
+        let label = route_label(Some(&raw_route.name), index);
+        check_label(&raw_route.name, "string")
+            .map_err(|m| in_route(&route_label(None, index), "name", m))?;
+        // Routes are few: a linear search keeps std's HashMap (and its seeding) out of the module.
+        if let Some(first) = routes.iter().position(|r| r.name == raw_route.name) {
+            return Err(in_route(
+                &label,
+                "name",
+                format!("duplicate route name (routes[{first}] and routes[{index}])"),
+            ));
+        }
+        routes.push(compile_route(raw_route, &label)?);
+    }
+    let response_header = raw
+        .response_header
+        .map(|name| check_header_name(&name))
+        .transpose()
+        .map_err(|m| ConfigError(format!("response_header: {m}")))?;
+    let max_shadows_in_flight = raw
+        .max_shadows_in_flight
+        .map_or(DEFAULT_MAX_SHADOWS_IN_FLIGHT, |n| n as usize);
+    Ok(Config {
+        route_header,
+        response_header,
+        max_shadows_in_flight,
+        needs_authority: routes.iter().any(|r| !r.hosts.is_empty()),
+        needs_path: routes.iter().any(|r| r.path_prefix != "/"),
+        routes,
+    })
+}
+
+fn compile_route(raw: RawRoute, label: &str) -> Result<Route, ConfigError> {
+    let hosts = raw
+        .hosts
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            HostPattern::parse(entry).map_err(|m| in_route(label, &format!("hosts[{i}]"), m))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let path_prefix = raw.path_prefix.unwrap_or_else(|| "/".to_string());
+    if !path_prefix.starts_with('/') {
+        return Err(in_route(
+            label,
+            "path_prefix",
+            format!("expected a path starting with `/`, got \"{path_prefix}\""),
+        ));
+    }
+    if raw.backends.is_empty() {
+        return Err(in_route(
+            label,
+            "backends",
+            "expected at least one backend, got an empty list",
+        ));
+    }
+    let mut backends: Vec<Backend> = Vec::with_capacity(raw.backends.len());
+    for (i, backend) in raw.backends.into_iter().enumerate() {
+        check_label(&backend.cluster, "cluster name")
+            .map_err(|m| in_route(label, &format!("backends[{i}].cluster"), m))?;
+        if let Some(first) = backends
+            .iter()
+            .position(|b: &Backend| b.cluster == backend.cluster)
+        {
+            return Err(in_route(
+                label,
+                &format!("backends[{i}].cluster"),
+                format!("\"{}\" is already backends[{first}]", backend.cluster),
+            ));
+        }
+        let tag = match backend.tag {
+            Some(tag) => Some(
+                release::check_tag(&tag, &backends)
+                    .map_err(|m| in_route(label, &format!("backends[{i}].tag"), m))?,
+            ),
+            None => None,
+        };
+        backends.push(Backend {
+            tag,
+            cluster: backend.cluster,
+            // At most MAX_WEIGHT: the cast cannot truncate.
+            weight: backend.weight.map_or(1, |w| w as u32),
+        });
+    }
+    let weights: Vec<u32> = backends.iter().map(|b| b.weight).collect();
+    let split = WeightTable::new(&weights).ok_or_else(|| {
+        in_route(
+            label,
+            "backends",
+            "the weights sum to 0; give at least one backend a weight above 0",
+        )
+    })?;
+    let mut mirrors: Vec<Mirror> = Vec::new();
+    for (i, raw_mirror) in raw.mirrors.unwrap_or_default().into_iter().enumerate() {
+        let mirror = mirror::compile_mirror(raw_mirror, label, i)?;
+        if let Some(first) = mirrors.iter().position(|m| m.cluster == mirror.cluster) {
+            return Err(in_route(
+                label,
+                &format!("mirrors[{i}].cluster"),
+                format!("\"{}\" is already mirrors[{first}]", mirror.cluster),
+            ));
+        }
+        mirrors.push(mirror);
+    }
+    let release = release::compile(
+        raw.overrides.unwrap_or_default(),
+        raw.tag_header,
+        raw.sticky,
+        &backends,
+        &hosts,
+        label,
+    )?;
+    Ok(Route {
+        name: raw.name,
+        hosts,
+        path_prefix,
+        backends,
+        split,
+        mirrors,
+        overrides: release.overrides,
+        tags: release.tags,
+        tagged_hosts: release.tagged_hosts,
+        tag_header: release.tag_header,
+        sticky: release.sticky,
+    })
+}
+
+/// Route names and cluster names label metrics (`;route=NAME;`), so they must be non-empty and
+/// free of `;`, `=` and whitespace. `what` names the expected thing in the message.
+pub(crate) fn check_label(value: &str, what: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err(format!("expected a non-empty {what}"));
+    }
+    if value
+        .chars()
+        .any(|c| c == ';' || c == '=' || c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "\"{value}\" contains `;`, `=` or whitespace, which cannot label metrics"
+        ));
+    }
+    Ok(())
+}
+
+/// A header name we may write and that Envoy will route on: an HTTP token, stored lower-case.
+/// Pseudo-headers and `host` are refused: overwriting them would misroute every request.
+pub(crate) fn check_header_name(name: &str) -> Result<String, String> {
+    let is_token_char = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || !name.chars().all(is_token_char) {
+        return Err(format!("expected an HTTP header name, got \"{name}\""));
+    }
+    let lower = name.to_ascii_lowercase();
+    if matches!(
+        lower.as_str(),
+        "host" | "content-length" | "transfer-encoding" | "connection"
+    ) {
+        return Err(format!(
+            "\"{name}\" is a header Envoy needs; choose another name"
+        ));
+    }
+    Ok(lower)
+}
+
+#[cfg(test)]
+mod tests;

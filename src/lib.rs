@@ -1,0 +1,17 @@
+//! split-mirror: an Envoy / Istio Wasm filter that splits traffic between backends by weight
+//! (through a route header that Envoy's `cluster_header` or an Istio VirtualService matches)
+//! and mirrors a share of requests to shadow clusters.
+//!
+//! Everything except [`adapter`] is plain Rust that never calls the host, so it is unit-tested
+//! natively with `cargo test`. `adapter` is the only module that talks to proxy-wasm.
+
+pub mod config;
+pub mod hosts;
+pub mod metrics;
+pub mod mirror;
+pub mod random;
+pub mod routing;
+pub mod weights;
+
+#[cfg(target_arch = "wasm32")]
+mod adapter;

