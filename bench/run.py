@@ -7,15 +7,18 @@ Variants, each a separate proxy Envoy (`--concurrency 1`, pinned to CPU 0) in fr
 direct_response backends (pinned to CPU 1, with the load generator):
   a  native weighted_clusters 80/20
   b  the filter 80/20 through cluster_header
-  0  an empty proxy-wasm filter (bench/empty-filter), then native weighted_clusters: the VM's
-     fixed cost per request, which no filter can remove
+  0  an empty proxy-wasm filter (bench/empty-filter) exporting the same callbacks as ours
+     (tools/wasm_exports.py), then native weighted_clusters: the VM's fixed cost per request,
+     which no filter with these callbacks can remove
   e  the filter loaded but matching no route, then native weighted_clusters
   h  no filter: the client sends `x-split-cluster: v1` itself, routed by cluster_header (what
      Envoy's header routing costs, without any wasm)
   c  native 80/20 + native request_mirror_policies 100 %
   d  the filter 80/20 + the filter's mirror 100 %
-Each round measures a, b, e, c, d in turn (A B A B ...), so drift hits all alike. Writes
-BENCHMARKS.md. Not part of `make test`.
+Each round measures every variant in turn (A B A B ...), so drift hits all alike. Then
+bench/instructions.py counts each variant's instructions per request under callgrind (plus
+s: the empty filter with all the SDK's exports), a figure the machine's noise does not move.
+Writes BENCHMARKS.md. Not part of `make test`.
 """
 import argparse
 import datetime
@@ -30,13 +33,15 @@ import subprocess
 import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
 import harness  # noqa: E402  (tools/harness.py: the Envoy process wrapper)
+import wasm_exports  # noqa: E402  (tools/wasm_exports.py: the exports the filter keeps)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 WASM = REPO / "target/wasm32-wasip1/release/split_mirror.wasm"
 ALT_WASM = None  # --alt-wasm: another build of the filter, measured as variant x beside b
 EMPTY = REPO / "bench/empty-filter"
-EMPTY_WASM = EMPTY / "target/wasm32-wasip1/release/empty_filter.wasm"
 WORK = REPO / "target/bench"
+EMPTY_SDK_WASM = WORK / "empty-sdk-exports.wasm"  # as cargo builds it: every SDK export
+EMPTY_WASM = WORK / "empty.wasm"  # only the exports split-mirror keeps
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 ROUTER = {"name": "envoy.filters.http.router",
           "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
@@ -44,12 +49,14 @@ SPLIT = [{"name": "v1", "weight": 80}, {"name": "v2", "weight": 20}]
 VARIANTS = {
     "a": "native weighted_clusters 80/20",
     "b": "filter 80/20 (cluster_header)",
-    "0": "empty proxy-wasm filter + native 80/20",
+    "0": "empty proxy-wasm filter (our exports) + native 80/20",
     "h": "no filter, client sends the cluster header",
     "e": "filter, no route matched + native 80/20",
     "c": "native 80/20 + native mirror 100 %",
     "d": "filter 80/20 + filter mirror 100 %",
 }
+# Measured only by bench/instructions.py.
+EXTRA_VARIANTS = {"s": "empty proxy-wasm filter (all SDK exports) + native 80/20"}
 
 
 def free_port():
@@ -87,8 +94,8 @@ def proxy_config(variant, port, admin, backends):
         native["request_mirror_policies"] = [{"cluster": "shadow"}]
     routes = [{"match": {"prefix": "/"}, "route": native}]
     filters = [ROUTER]
-    if variant == "0":
-        filters = [wasm_filter({}, EMPTY_WASM), ROUTER]
+    if variant in ("0", "s"):
+        filters = [wasm_filter({}, EMPTY_WASM if variant == "0" else EMPTY_SDK_WASM), ROUTER]
     if variant in ("b", "d", "e", "x", "h"):
         route = {"name": "bench", "backends": [{"cluster": "v1", "weight": 80}, {"cluster": "v2", "weight": 20}]}
         if variant == "d":
@@ -118,6 +125,16 @@ def backends_config(ports, admin):
                         {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": name}}}]}]}}}]}]}
     return {"admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
             "static_resources": {"listeners": [listener(n, p) for n, p in ports.items()]}}
+
+
+def build_empty_filter():
+    """The empty filter twice: as cargo builds it, and with split-mirror's exports only."""
+    subprocess.run(["cargo", "build", "--quiet", "--release", "--target", "wasm32-wasip1",
+                    "--manifest-path", str(EMPTY / "Cargo.toml")], check=True)
+    module = (EMPTY / "target/wasm32-wasip1/release/empty_filter.wasm").read_bytes()
+    WORK.mkdir(parents=True, exist_ok=True)
+    EMPTY_SDK_WASM.write_bytes(module)
+    EMPTY_WASM.write_bytes(wasm_exports.keep_only(module, wasm_exports.KEEP))
 
 
 def start_envoy(name, config, cpu, admin):
@@ -170,14 +187,15 @@ def fmt(triple, digits=0):
     return " / ".join(f"{v:.{digits}f}" for v in triple)
 
 
-def report(args, results, rss, machine):
+def report(args, results, rss, machine, instruction_table):
     lines = ["# Benchmarks", "",
              f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
              f"- machine: {machine}",
              f"- Envoy: {subprocess.run([str(harness.envoy_bin()), '--version'], capture_output=True, text=True).stdout.strip().split('version: ')[-1]}",
              f"- command: `{' '.join(['.venv/bin/python', 'bench/run.py'] + sys.argv[1:])}` ({args.pairs} rounds, {args.duration} s each, wrk -t1)",
              f"- wasm: {WASM.stat().st_size} bytes ({WASM.stat().st_size / 1024:.0f} KB)",
-             f"- proxy RSS after load: native {rss['a']} KiB, with the filter {rss['b']} KiB (+{rss['b'] - rss['a']} KiB)", ""]
+             (f"- proxy RSS after load: native {rss['a']} KiB, with the filter {rss['b']} KiB (+{rss['b'] - rss['a']} KiB)"
+              if {"a", "b"} <= rss.keys() else "- proxy RSS: a and b not both measured"), ""]
     for connections in args.connections:
         rows = results[connections]
         lines += [f"## {connections} connections", "",
@@ -218,6 +236,8 @@ def report(args, results, rss, machine):
               "CPU per request is the proxy's utime+stime delta from /proc/<pid>/stat over the requests wrk completed. "
               "Medians are the figures to compare; the checks column confirms the split (v2 share ≈ 0.2) and, for mirroring, "
               "that the shadow received a copy of every request.", ""]
+    if instruction_table:
+        lines += ["## Instructions per request (callgrind)", "", instruction_table, ""]
     return "\n".join(lines)
 
 
@@ -251,6 +271,7 @@ def main():
     parser.add_argument("--output", type=pathlib.Path, default=REPO / "BENCHMARKS.md")
     parser.add_argument("--alt-wasm", type=pathlib.Path, help="A/B: another build, as variant x (like b)")
     parser.add_argument("--only", help="measure only these variants, e.g. a,b,x")
+    parser.add_argument("--no-instructions", action="store_true", help="skip the callgrind counts (bench/instructions.py)")
     args = parser.parse_args()
     global ALT_WASM
     if args.alt_wasm:
@@ -265,9 +286,7 @@ def main():
     if not WASM.exists():
         sys.exit("bench: run 'make build' first")
     ensure_wrk()
-    subprocess.run(["cargo", "build", "--quiet", "--release", "--target", "wasm32-wasip1",
-                    "--manifest-path", str(EMPTY / "Cargo.toml")], check=True)
-    WORK.mkdir(parents=True, exist_ok=True)
+    build_empty_filter()
     envoys = []
     try:
         backend_ports = {"v1": free_port(), "v2": free_port(), "shadow": free_port()}
@@ -290,13 +309,18 @@ def main():
                     print(f"round {round_ + 1} c={connections} {key}: {result['rps']:.0f} req/s, p99 {result['p99']:.3f} ms, "
                           f"{result['cpu_us']:.1f} µs/req, v2 {result['v2_share']:.3f}, shadow {result['shadow_ratio']:.3f}",
                           file=sys.stderr)
-        rss = {key: proxies[key][0].rss_kib() for key in ("a", "b")}
-        text = report(args, results, rss, machine())
-        args.output.write_text(text)
-        print(text)
+        rss = {key: proxies[key][0].rss_kib() for key in ("a", "b") if key in proxies}
     finally:
         for envoy in envoys:
             envoy.stop()
+    instruction_table = None
+    if not args.no_instructions:
+        import instructions  # bench/instructions.py (imports this module: loaded late)
+        counted = [k for k in ("a", "0", "s", "h", "b", "c", "d") if k in VARIANTS or k == "s"]
+        instruction_table = instructions.table(instructions.measure(counted, 2000), 2000)
+    text = report(args, results, rss, machine(), instruction_table)
+    args.output.write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":

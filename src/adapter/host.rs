@@ -31,8 +31,6 @@ pub struct Filter {
     /// Change of the in-flight gauge not yet published.
     in_flight_delta: Cell<i64>,
     rng: Cell<Rng>,
-    /// Cleared after the first `NotFound`: Envoy before 1.33 has no `clear_route_cache`.
-    clear_route_cache_available: Cell<bool>,
 }
 
 impl Filter {
@@ -46,7 +44,6 @@ impl Filter {
             in_flight_delta: Cell::new(0),
             config,
             rng: Cell::new(Rng::from_entropy()),
-            clear_route_cache_available: Cell::new(true),
         }
     }
 
@@ -56,18 +53,6 @@ impl Filter {
         let result = draw(&mut rng);
         self.rng.set(rng);
         result
-    }
-
-    /// Makes Envoy pick the route again now that the route header changed. The ABI 0.2.1 SDK
-    /// also gets an automatic clear on header writes, but that is not guaranteed on every host.
-    pub fn clear_route_cache(&self) {
-        if !self.clear_route_cache_available.get() {
-            return;
-        }
-        if let Err(status) = hostcalls::call_foreign_function("clear_route_cache", None) {
-            self.clear_route_cache_available.set(false);
-            log::info!("clear_route_cache is not available on this host ({status:?}); relying on automatic route cache clearing");
-        }
     }
 
     /// Queues a shadow for the root context to send, unless the in-flight cap is reached.

@@ -88,9 +88,10 @@ impl SplitMirrorHttp {
                     .backends
                     .get(decision.backend)
                     .map(|b| b.cluster.as_str());
-                // Overwrites whatever the client sent: clients never name a cluster.
+                // Overwrites whatever the client sent: clients never name a cluster. Envoy
+                // clears its route cache on this write (modules of ABI 0.2.1), so the router
+                // picks the route again with the header, even if one was chosen before.
                 self.set_http_request_header(route_header, cluster);
-                filter.clear_route_cache();
                 filter
                     .counters
                     .request(found.index, decision.backend, decision.reason);
@@ -106,7 +107,6 @@ impl SplitMirrorHttp {
                 filter.counters.unmatched.increment();
                 if self.get_http_request_header_bytes(route_header).is_some() {
                     self.set_http_request_header(route_header, None);
-                    filter.clear_route_cache();
                 }
                 None
             }
@@ -120,9 +120,13 @@ impl SplitMirrorHttp {
         route_index: usize,
         route: &Route,
     ) -> Option<PendingMirror> {
-        let method = self
-            .get_http_request_header_bytes(":method")
-            .unwrap_or_default();
+        // Read only when a mirror filters by method: each fetch allocates in the VM.
+        let method = if route.mirrors.iter().any(|m| m.methods.is_some()) {
+            self.get_http_request_header_bytes(":method")
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         let admitted: Vec<usize> = filter.with_rng(|rng| {
             route
                 .mirrors
