@@ -18,7 +18,7 @@ PYTHON_VENV := $(VENV)/bin/python
 # Every Envoy config we ship; `make validate` checks each with `envoy --mode validate`.
 ENVOY_CONFIGS := envoy/envoy.yaml envoy/backends.yaml $(wildcard envoy/envoy-*.yaml)
 
-.PHONY: bench optimize oci soak build fault-build wasm-target envoy run demo test lint validate fuzz fuzz-smoke fuzz-tool clean
+.PHONY: bench bench-instructions optimize oci soak build fault-build wasm-target envoy run demo test lint validate fuzz fuzz-smoke fuzz-tool clean
 
 # The release module, then only the exports the filter uses (tools/wasm_exports.py: Envoy calls
 # no callback a module does not export). --compress-relocations drops the linker's padded
@@ -74,9 +74,14 @@ validate: build envoy
 	done
 
 # The filter against Envoy's native weighted_clusters and request_mirror_policies, in one run
-# (~18 minutes): writes BENCHMARKS.md. Installs wrk (Debian) if missing. Not part of make test.
+# (~20 minutes): wrk rounds, then callgrind's instruction counts; writes BENCHMARKS.md. Installs
+# wrk (Debian) if missing. Not part of make test.
 bench: build envoy
 	$(PYTHON_VENV) bench/run.py
+
+# Only the instruction counts (~2 minutes; valgrind): repeatable on a busy machine, for A/B work.
+bench-instructions: build envoy
+	$(PYTHON_VENV) bench/instructions.py
 
 # Optional: binaryen's wasm-opt (npm package, installed under target/) shrinks the module into
 # split_mirror.opt.wasm. The contract artifact stays $(WASM); load the .opt one if size matters.

@@ -1,0 +1,72 @@
+"""`make build` trims the module's exports (tools/wasm_exports.py): Envoy calls only what is
+exported, so the list must match the callbacks the adapter implements, no more and no less."""
+import pathlib
+import re
+import subprocess
+import sys
+import tempfile
+import unittest
+
+from support import REPO, WASM, require_wasm
+
+sys.path.insert(0, str(REPO / "tools"))
+import wasm_exports  # noqa: E402
+
+# The SDK's trait method behind each exported callback (src/adapter implements them).
+CALLBACK_EXPORTS = {
+    "on_configure": "proxy_on_configure",
+    "on_vm_start": "proxy_on_vm_start",
+    "on_tick": "proxy_on_tick",
+    "on_http_call_response": "proxy_on_http_call_response",
+    "on_http_request_headers": "proxy_on_request_headers",
+    "on_http_request_body": "proxy_on_request_body",
+    "on_http_request_trailers": "proxy_on_request_trailers",
+    "on_http_response_headers": "proxy_on_response_headers",
+    "on_http_response_body": "proxy_on_response_body",
+    "on_http_response_trailers": "proxy_on_response_trailers",
+    "on_log": "proxy_on_log",
+    "on_done": "proxy_on_done",
+    "on_queue_ready": "proxy_on_queue_ready",
+}
+# Needed whatever the adapter implements: loading, memory, context life cycle.
+ALWAYS = {"memory", "_initialize", "proxy_abi_version_0_2_1", "proxy_on_memory_allocate",
+          "proxy_on_vm_start", "proxy_on_configure", "proxy_on_context_create", "proxy_on_delete"}
+
+
+def implemented_callbacks():
+    source = "\n".join(p.read_text() for p in (REPO / "src/adapter").glob("*.rs"))
+    return {name for name in re.findall(r"fn (on_\w+)\(", source) if name in CALLBACK_EXPORTS}
+
+
+class ModuleExports(unittest.TestCase):
+    def test_built_module_exports_exactly_the_kept_callbacks(self):
+        require_wasm()
+        exports = {name for name, _, _ in wasm_exports.export_section(WASM.read_bytes())[0]}
+        self.assertEqual(exports, set(wasm_exports.KEEP), "run `make build` (it trims the exports)")
+        for unused in ("proxy_on_log", "proxy_on_done", "proxy_on_response_body", "proxy_on_downstream_data"):
+            self.assertNotIn(unused, exports)
+
+    def test_every_implemented_callback_is_kept_and_nothing_else(self):
+        wanted = ALWAYS | {CALLBACK_EXPORTS[name] for name in implemented_callbacks()}
+        self.assertEqual(set(wasm_exports.KEEP), wanted,
+                         "tools/wasm_exports.py KEEP must list exactly the callbacks src/adapter implements")
+
+    def test_trimming_is_idempotent_and_refuses_a_missing_export(self):
+        require_wasm()
+        module = WASM.read_bytes()
+        self.assertEqual(wasm_exports.keep_only(module, wasm_exports.KEEP), module)
+        with self.assertRaisesRegex(ValueError, "proxy_on_renamed"):
+            wasm_exports.keep_only(module, wasm_exports.KEEP + ("proxy_on_renamed",))
+
+    def test_command_line_names_a_file_that_is_not_wasm(self):
+        with tempfile.TemporaryDirectory() as folder:
+            bad = pathlib.Path(folder) / "bad.wasm"
+            bad.write_bytes(b"not wasm")
+            run = subprocess.run([sys.executable, str(REPO / "tools/wasm_exports.py"), str(bad)],
+                                 capture_output=True, text=True)
+            self.assertNotEqual(run.returncode, 0)
+            self.assertIn("bad.wasm: not a WebAssembly 1.0 module", run.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
