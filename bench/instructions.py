@@ -131,7 +131,7 @@ def measure(variants, requests):
 
 
 def table(results, requests):
-    base = {"b": "a", "0": "a", "s": "a", "h": "a", "e": "a", "d": "c"}
+    base = {"b": "a", "0": "a", "s": "a", "h": "a", "e": "a", "d": "c", "f": "c"}
     lines = [f"| variant | instructions per request | over | ratio |", "|---|---|---|---|"]
     for key, value in results.items():
         label = bench.VARIANTS.get(key, bench.EXTRA_VARIANTS.get(key, key))
@@ -150,7 +150,7 @@ def table(results, requests):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--only", default="a,0,s,h,b,c,d")
+    parser.add_argument("--only", default="a,0,s,h,b,c,d,f")
     args = parser.parse_args()
     bench.WORK.mkdir(parents=True, exist_ok=True)
     print(table(measure(args.only.split(","), args.requests), args.requests))

@@ -14,7 +14,9 @@ direct_response backends (pinned to CPU 1, with the load generator):
   h  no filter: the client sends `x-split-cluster: v1` itself, routed by cluster_header (what
      Envoy's header routing costs, without any wasm)
   c  native 80/20 + native request_mirror_policies 100 %
-  d  the filter 80/20 + the filter's mirror 100 %
+  d  the filter 80/20 + the filter's mirror 100 % (the filter sends the copy)
+  f  the filter 80/20 + mirror 100 % sampled by the filter and sent by Envoy
+     (`cluster_header` mirror: request_mirror_policies with cluster_header)
 Each round measures every variant in turn (A B A B ...), so drift hits all alike. Then
 bench/instructions.py counts each variant's instructions per request under callgrind (plus
 s: the empty filter with all the SDK's exports), a figure the machine's noise does not move.
@@ -54,7 +56,9 @@ VARIANTS = {
     "e": "filter, no route matched + native 80/20",
     "c": "native 80/20 + native mirror 100 %",
     "d": "filter 80/20 + filter mirror 100 %",
+    "f": "filter 80/20 + mirror 100 % sent by Envoy (cluster_header)",
 }
+MIRROR_HEADER = "x-split-mirror-cluster"
 # Measured only by bench/instructions.py.
 EXTRA_VARIANTS = {"s": "empty proxy-wasm filter (all SDK exports) + native 80/20"}
 
@@ -96,16 +100,20 @@ def proxy_config(variant, port, admin, backends):
     filters = [ROUTER]
     if variant in ("0", "s"):
         filters = [wasm_filter({}, EMPTY_WASM if variant == "0" else EMPTY_SDK_WASM), ROUTER]
-    if variant in ("b", "d", "e", "x", "h"):
+    if variant in ("b", "d", "e", "x", "h", "f"):
         route = {"name": "bench", "backends": [{"cluster": "v1", "weight": 80}, {"cluster": "v2", "weight": 20}]}
+        header_route = {"cluster_header": "x-split-cluster"}
         if variant == "d":
             route["mirrors"] = [{"cluster": "shadow"}]
+        if variant == "f":
+            route["mirrors"] = [{"cluster": "shadow", "cluster_header": MIRROR_HEADER}]
+            header_route["request_mirror_policies"] = [{"cluster_header": MIRROR_HEADER}]
         if variant == "e":
             route["hosts"] = ["never.invalid"]
         module = ALT_WASM if variant == "x" else WASM
         filters = [ROUTER] if variant == "h" else [wasm_filter({"routes": [route]}, module), ROUTER]
         routes.insert(0, {"match": {"prefix": "/", "headers": [{"name": "x-split-cluster", "present_match": True}]},
-                          "route": {"cluster_header": "x-split-cluster"}})
+                          "route": header_route})
     return {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
         "static_resources": {
@@ -204,7 +212,7 @@ def report(args, results, rss, machine, instruction_table):
         for key, label in VARIANTS.items():
             runs = rows[key]
             check = f"v2 {statistics.median(r['v2_share'] for r in runs):.3f}"
-            if key in ("c", "d"):
+            if key in ("c", "d", "f"):
                 check += f", shadow/primary {statistics.median(r['shadow_ratio'] for r in runs):.3f}"
             bad = sum(r["bad"] for r in runs)
             check += f", non-2xx {bad}"
@@ -219,13 +227,15 @@ def report(args, results, rss, machine, instruction_table):
         e_a, e_a_cpu = ratio("e", "a", "rps"), ratio("e", "a", "cpu_us")
         z_a, z_a_cpu = ratio("0", "a", "rps"), ratio("0", "a", "cpu_us")
         d_c, d_c_cpu = ratio("d", "c", "rps"), ratio("d", "c", "cpu_us")
+        f_c, f_c_cpu = ratio("f", "c", "rps"), ratio("f", "c", "cpu_us")
         verdict = lambda ok: "PASS" if ok else "MISS"
         lines += ["", "| ratio (per round) | req/s min / median / max | CPU/req min / median / max | target |", "|---|---|---|---|",
                   f"| b/a | {fmt(b_a, 3)} | {fmt(b_a_cpu, 3)} | req/s ≥ 0.95: {verdict(b_a[1] >= 0.95)}; CPU ≤ 1.10: {verdict(b_a_cpu[1] <= 1.10)} |",
                   f"| 0/a | {fmt(z_a, 3)} | {fmt(z_a_cpu, 3)} | (empty filter: the VM's fixed cost) |",
                   f"| e/a | {fmt(e_a, 3)} | {fmt(e_a_cpu, 3)} | (our filter, no route matched) |",
                   f"| h/a | {fmt(ratio('h', 'a', 'rps'), 3)} | {fmt(ratio('h', 'a', 'cpu_us'), 3)} | (cluster_header routing, no filter) |",
-                  f"| d/c | {fmt(d_c, 3)} | {fmt(d_c_cpu, 3)} | req/s ≥ 0.90: {verdict(d_c[1] >= 0.90)} |", ""]
+                  f"| d/c | {fmt(d_c, 3)} | {fmt(d_c_cpu, 3)} | req/s ≥ 0.90: {verdict(d_c[1] >= 0.90)} |",
+                  f"| f/c | {fmt(f_c, 3)} | {fmt(f_c_cpu, 3)} | req/s ≥ 0.90: {verdict(f_c[1] >= 0.90)} (Envoy sends the copy) |", ""]
         if all(k in rows for k in "ab0hcd"):
             lines += [breakdown(rows), ""]
     size_ok = WASM.stat().st_size <= 120 * 1024
@@ -316,7 +326,7 @@ def main():
     instruction_table = None
     if not args.no_instructions:
         import instructions  # bench/instructions.py (imports this module: loaded late)
-        counted = [k for k in ("a", "0", "s", "h", "b", "c", "d") if k in VARIANTS or k == "s"]
+        counted = [k for k in ("a", "0", "s", "h", "b", "c", "d", "f") if k in VARIANTS or k == "s"]
         instruction_table = instructions.table(instructions.measure(counted, 2000), 2000)
     text = report(args, results, rss, machine(), instruction_table)
     args.output.write_text(text)

@@ -138,6 +138,53 @@ fn shadow_gets_method_path_query_and_suffixed_host_without_route_header() {
 }
 
 #[test]
+fn envoy_sends_the_copy_when_a_mirror_names_a_cluster_header() {
+    const HEADER: &str = "x-split-mirror-cluster";
+    let [v1, shadow] = Backend::start_each(["v1", "shadow"]);
+    let config = mirror_config(
+        json!([{"cluster": "shadow", "percent": 20, "methods": ["POST"], "cluster_header": HEADER}]),
+    );
+    let envoy = FrontProxy::new(&config, &[("v1", v1.port), ("shadow", shadow.port)])
+        .mirror_cluster_header(HEADER)
+        .start();
+    // Clients asking for a copy themselves are ignored: only the filter's draw decides.
+    let body: Vec<u8> = (0..10 * 1024).map(|i| (i % 251) as u8).collect();
+    let post = Request::new("POST", "/anything?x=1")
+        .host("httpbin:8000")
+        .header(HEADER, "shadow")
+        .body(body.clone(), false);
+    send_all_ok(envoy.port, &post, 500);
+    send_all_ok(
+        envoy.port,
+        &Request::get("/get").header(HEADER, "shadow"),
+        50,
+    );
+    let copies = shadow.settled_count(Duration::from_millis(300));
+    assert_in_band("20 % sent by Envoy", copies, 500, 0.20);
+    assert_eq!(counter(&envoy, "shadow", "mirrored"), copies as u64);
+    assert_eq!(
+        counter(&envoy, "shadow", "skipped_sampling"),
+        500 - copies as u64
+    );
+    assert_eq!(counter(&envoy, "shadow", "skipped_method"), 50);
+    for copy in shadow.requests() {
+        assert_eq!(
+            (copy.method.as_str(), copy.path.as_str()),
+            ("POST", "/anything?x=1")
+        );
+        assert_eq!(copy.header("host").as_deref(), Some("httpbin-shadow:8000"));
+        assert_eq!(copy.body, body);
+    }
+    assert_eq!(v1.count(), 550);
+    // Envoy's copies are not the filter's: nothing in flight on its side.
+    let in_flight = envoy
+        .stats()
+        .get("wasmcustom.split_mirror_shadows_in_flight")
+        .copied();
+    assert_eq!(in_flight, Some(0));
+}
+
+#[test]
 fn bodies_arrive_byte_identical_and_oversized_ones_are_not_mirrored() {
     let [v1, shadow, small] = Backend::start_each(["v1", "shadow", "small"]);
     let config = mirror_config(json!([
@@ -293,7 +340,11 @@ fn in_flight_cap_bounds_slow_shadows_and_counts_the_rest() {
     assert_eq!(sleepy.count(), 5);
     // Once the slow answers are in, the slots are free again.
     std::thread::sleep(Duration::from_millis(2800));
-    assert_eq!(envoy.stat("wasmcustom.split_mirror_shadows_in_flight"), 0);
+    let in_flight = envoy
+        .stats()
+        .get("wasmcustom.split_mirror_shadows_in_flight")
+        .copied();
+    assert_eq!(in_flight, Some(0));
     send_all_ok(envoy.port, &Request::get("/"), 1);
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(counter(&envoy, "sleepy", "mirrored"), 6);

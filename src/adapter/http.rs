@@ -113,7 +113,9 @@ impl SplitMirrorHttp {
         }
     }
 
-    /// Samples the route's mirrors; if any admits the request, starts its shadow copy.
+    /// Samples the route's mirrors. A mirror Envoy sends (`cluster_header`) gets its header set
+    /// to the cluster, or removed so a client cannot ask for a copy; if any other mirror admits
+    /// the request, its shadow copy starts.
     fn start_mirror(
         &self,
         filter: &Filter,
@@ -132,14 +134,19 @@ impl SplitMirrorHttp {
                 .mirrors
                 .iter()
                 .enumerate()
-                .filter_map(|(i, mirror)| match mirror.admit(&method, rng) {
-                    Ok(()) => Some(i),
-                    Err(skip) => {
-                        filter
-                            .counters
-                            .mirror(route_index, i, MirrorOutcome::Skipped(skip));
-                        None
+                .filter_map(|(i, mirror)| {
+                    let admitted = mirror.admit(&method, rng);
+                    if let Some(header) = &mirror.cluster_header {
+                        let cluster = admitted.is_ok().then_some(mirror.cluster.as_str());
+                        self.set_http_request_header(header, cluster);
                     }
+                    let outcome = match admitted {
+                        Ok(()) if mirror.cluster_header.is_none() => return Some(i),
+                        Ok(()) => MirrorOutcome::Mirrored,
+                        Err(skip) => MirrorOutcome::Skipped(skip),
+                    };
+                    filter.counters.mirror(route_index, i, outcome);
+                    None
                 })
                 .collect()
         });

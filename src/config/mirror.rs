@@ -3,18 +3,40 @@
 use super::error::in_route;
 use super::raw::RawMirror;
 use super::{
-    check_label, ConfigError, DEFAULT_HOST_SUFFIX, DEFAULT_MAX_BODY_BYTES,
+    check_header_name, check_label, ConfigError, DEFAULT_HOST_SUFFIX, DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MIRROR_TIMEOUT_MS,
 };
 use crate::mirror::{Mirror, PER_MILLION};
 
 pub(super) fn compile_mirror(
-    raw: RawMirror,
+    mut raw: RawMirror,
     label: &str,
     index: usize,
 ) -> Result<Mirror, ConfigError> {
     let field = |name: &str| format!("mirrors[{index}].{name}");
     check_label(&raw.cluster, "cluster name").map_err(|m| in_route(label, &field("cluster"), m))?;
+    let cluster_header = match raw.cluster_header.take() {
+        None => None,
+        Some(name) => {
+            let name = check_header_name(&name)
+                .map_err(|m| in_route(label, &field("cluster_header"), m))?;
+            // Envoy sends the copy with its own settings: refuse ours rather than ignore them.
+            let envoy_owned = [
+                ("host_suffix", raw.host_suffix.is_some()),
+                ("timeout_ms", raw.timeout_ms.is_some()),
+                ("max_body_bytes", raw.max_body_bytes.is_some()),
+            ];
+            if let Some((option, _)) = envoy_owned.iter().find(|(_, set)| *set) {
+                return Err(in_route(
+                    label,
+                    &field(option),
+                    "not used with `cluster_header`: Envoy's request mirror policy sends the copy \
+                     (set the timeout on the route, the body limit with the connection manager)",
+                ));
+            }
+            Some(name)
+        }
+    };
     let host_suffix = raw
         .host_suffix
         .unwrap_or_else(|| DEFAULT_HOST_SUFFIX.to_string());
@@ -67,5 +89,6 @@ pub(super) fn compile_mirror(
             .max_body_bytes
             .map_or(DEFAULT_MAX_BODY_BYTES, |b| b as usize),
         methods,
+        cluster_header,
     })
 }

@@ -126,6 +126,19 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         .map(|name| check_header_name(&name))
         .transpose()
         .map_err(|m| ConfigError(format!("response_header: {m}")))?;
+    for (index, route) in routes.iter().enumerate() {
+        if let Some(i) = route
+            .mirrors
+            .iter()
+            .position(|m| m.cluster_header.as_deref() == Some(route_header.as_str()))
+        {
+            return Err(in_route(
+                &route_label(Some(&route.name), index),
+                &format!("mirrors[{i}].cluster_header"),
+                "is the route_header: choose another name",
+            ));
+        }
+    }
     let max_shadows_in_flight = raw
         .max_shadows_in_flight
         .map_or(DEFAULT_MAX_SHADOWS_IN_FLIGHT, |n| n as usize);
@@ -208,6 +221,19 @@ fn compile_route(raw: RawRoute, label: &str) -> Result<Route, ConfigError> {
                 label,
                 &format!("mirrors[{i}].cluster"),
                 format!("\"{}\" is already mirrors[{first}]", mirror.cluster),
+            ));
+        }
+        let header = mirror.cluster_header.as_ref();
+        if let Some(first) = mirrors
+            .iter()
+            .position(|m| header.is_some() && m.cluster_header.as_ref() == header)
+        {
+            return Err(in_route(
+                label,
+                &format!("mirrors[{i}].cluster_header"),
+                format!(
+                    "already the header of mirrors[{first}]: Envoy mirrors one cluster per header"
+                ),
             ));
         }
         mirrors.push(mirror);

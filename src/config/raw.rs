@@ -41,6 +41,7 @@ pub struct RawMirror {
     pub timeout_ms: Option<u64>,
     pub max_body_bytes: Option<u64>,
     pub methods: Option<Vec<String>>,
+    pub cluster_header: Option<String>,
 }
 
 /// `{"header": NAME}` or `{"cookie": NAME}`, then `value`, `prefix` or `present`, and `backend`.
@@ -140,6 +141,7 @@ impl RawMirror {
             "timeout_ms",
             "max_body_bytes",
             "methods",
+            "cluster_header",
         ];
         let fields = Fields::of(value, path, &known, "a mirror object")?;
         let (cluster, cluster_path) = fields.required("cluster")?;
@@ -151,6 +153,7 @@ impl RawMirror {
             max_body_bytes: fields
                 .optional("max_body_bytes", |v, p| integer(v, p, 0, MAX_BODY_BYTES))?,
             methods: fields.optional("methods", strings)?,
+            cluster_header: fields.optional("cluster_header", string)?,
         })
     }
 }

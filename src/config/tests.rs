@@ -395,6 +395,54 @@ fn mirror_methods_are_upper_cased_and_suffix_may_be_empty() {
 }
 
 #[test]
+fn a_mirror_envoy_sends_names_its_header_and_keeps_only_sampling_options() {
+    let mirror = mirror_of(json!({"cluster": "s", "percent": 10, "methods": ["GET"],
+        "cluster_header": "X-Split-Mirror-Cluster"}));
+    assert_eq!(
+        mirror.cluster_header.as_deref(),
+        Some("x-split-mirror-cluster")
+    );
+    assert_eq!(mirror.per_million, 100_000);
+    assert_eq!(mirror_of(json!({"cluster": "s"})).cluster_header, None);
+    for option in [
+        json!({"timeout_ms": 50}),
+        json!({"max_body_bytes": 10}),
+        json!({"host_suffix": "-x"}),
+    ] {
+        let mut raw = json!({"cluster": "s", "cluster_header": "x-m"});
+        let (name, value) = option.as_object().unwrap().iter().next().unwrap();
+        raw[name] = value.clone();
+        assert_eq!(
+            mirror_error(raw),
+            format!("route \"r\": mirrors[0].{name}: not used with `cluster_header`: Envoy's request \
+                mirror policy sends the copy (set the timeout on the route, the body limit with the \
+                connection manager)")
+        );
+    }
+    assert_eq!(
+        mirror_error(json!({"cluster": "s", "cluster_header": "bad header"})),
+        "route \"r\": mirrors[0].cluster_header: expected an HTTP header name, got \"bad header\""
+    );
+    let two = error_of(one_route(
+        json!({"name": "r", "backends": [{"cluster": "a"}],
+        "mirrors": [{"cluster": "s", "cluster_header": "x-m"}, {"cluster": "t", "cluster_header": "X-M"}]}),
+    ));
+    assert_eq!(
+        two,
+        "route \"r\": mirrors[1].cluster_header: already the header of mirrors[0]: Envoy mirrors one \
+         cluster per header"
+    );
+    let clash = error_of(one_route(
+        json!({"name": "r", "backends": [{"cluster": "a"}],
+        "mirrors": [{"cluster": "s", "cluster_header": "x-split-cluster"}]}),
+    ));
+    assert_eq!(
+        clash,
+        "route \"r\": mirrors[0].cluster_header: is the route_header: choose another name"
+    );
+}
+
+#[test]
 fn max_shadows_in_flight_is_bounded() {
     let route = json!({"name": "r", "backends": [{"cluster": "a"}]});
     let config = parse(json!({"routes": [route.clone()]})).unwrap();

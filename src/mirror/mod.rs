@@ -23,6 +23,9 @@ pub struct Mirror {
     pub max_body_bytes: usize,
     /// Upper-case methods; `None` copies every method.
     pub methods: Option<Vec<String>>,
+    /// Set when Envoy sends the copy: the filter only samples, and writes `cluster` into this
+    /// (lower-case) request header for a route's `request_mirror_policies` `cluster_header`.
+    pub cluster_header: Option<String>,
 }
 
 /// Why a mirror did not copy a request (each one is counted).

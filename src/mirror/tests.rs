@@ -8,6 +8,7 @@ fn mirror(per_million: u32, methods: Option<&[&str]>) -> Mirror {
         timeout_ms: 1000,
         max_body_bytes: 16,
         methods: methods.map(|m| m.iter().map(|s| s.to_string()).collect()),
+        cluster_header: None,
     }
 }
 

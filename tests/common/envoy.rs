@@ -29,6 +29,9 @@ pub struct FrontProxy {
     pub fallback_weights: Vec<(String, u32)>,
     /// HTTP connection manager `max_request_headers_kb` (Envoy's default is 60).
     pub max_request_headers_kb: Option<u32>,
+    /// The split route mirrors to the cluster named in this header (Envoy's
+    /// `request_mirror_policies` `cluster_header`), for mirrors Envoy sends.
+    pub mirror_cluster_header: Option<String>,
 }
 
 impl FrontProxy {
@@ -46,6 +49,7 @@ impl FrontProxy {
             failure_policy: None,
             fallback_weights: Vec::new(),
             max_request_headers_kb: None,
+            mirror_cluster_header: None,
         }
     }
 
@@ -67,6 +71,20 @@ impl FrontProxy {
     pub fn max_request_headers_kb(mut self, kb: u32) -> Self {
         self.max_request_headers_kb = Some(kb);
         self
+    }
+
+    pub fn mirror_cluster_header(mut self, header: &str) -> Self {
+        self.mirror_cluster_header = Some(header.to_string());
+        self
+    }
+
+    /// The route taken when the filter wrote the route header.
+    fn split_route(&self) -> Value {
+        let mut route = json!({"cluster_header": ROUTE_HEADER, "timeout": "10s"});
+        if let Some(header) = &self.mirror_cluster_header {
+            route["request_mirror_policies"] = json!([{"cluster_header": header}]);
+        }
+        route
     }
 
     fn fallback_route(&self) -> Value {
@@ -110,7 +128,7 @@ impl FrontProxy {
                         "name": "all", "domains": ["*"],
                         "routes": [
                             {"match": {"prefix": "/", "headers": [{"name": ROUTE_HEADER, "present_match": true}]},
-                             "route": {"cluster_header": ROUTE_HEADER, "timeout": "10s"}},
+                             "route": self.split_route()},
                             {"match": {"prefix": "/"}, "route": self.fallback_route()}
                         ]
                     }]},
