@@ -69,13 +69,14 @@ def free_port():
         return s.getsockname()[1]
 
 
-def ensure_wrk():
-    if shutil.which("wrk"):
+def ensure_tool(tool):
+    """wrk or valgrind, from Debian's packages, installed before any measurement if missing."""
+    if shutil.which(tool):
         return
-    print("bench: installing wrk (Debian package)", file=sys.stderr)
-    subprocess.run(["apt-get", "install", "-y", "wrk"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if not shutil.which("wrk"):
-        sys.exit("bench: wrk is missing and could not be installed: apt-get install wrk")
+    print(f"bench: installing {tool} (Debian package)", file=sys.stderr)
+    subprocess.run(["apt-get", "install", "-y", tool], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if not shutil.which(tool):
+        sys.exit(f"bench: {tool} is missing and could not be installed: apt-get install {tool}")
 
 
 def cluster(name, port):
@@ -295,7 +296,9 @@ def main():
     args.connections = [int(c) for c in args.connections.split(",")]
     if not WASM.exists():
         sys.exit("bench: run 'make build' first")
-    ensure_wrk()
+    ensure_tool("wrk")
+    if not args.no_instructions:
+        ensure_tool("valgrind")
     build_empty_filter()
     envoys = []
     try:
