@@ -122,7 +122,7 @@ fuzz: fuzz-tool
 	@for target in $(FUZZ_TARGETS); do \
 		mkdir -p $(FUZZ_NEW)/$$target; \
 		$(CARGO) fuzz run -s none $$target $(FUZZ_NEW)/$$target fuzz/corpus/$$target -- \
-			-max_total_time=$(FUZZ_SECONDS) -max_len=4096 2>&1 | grep -E "^Done|^==[0-9]+== ERROR|panicked|^SUMMARY" ; \
+			-max_total_time=$(FUZZ_SECONDS) -max_len=4096 2>&1 | grep -E "^Done|^==[0-9]+== ERROR|panicked|^SUMMARY|^error" ; \
 		test $${PIPESTATUS[0]} -eq 0 || exit 1; \
 	done
 

@@ -1,11 +1,12 @@
 //! The request path on arbitrary header values: host parsing, route matching with tagged
 //! hosts, overrides, tags, sticky keys and cookies, the decision, and the shadow request
-//! (authority suffix, header list). Never panics; the chosen backend always exists.
+//! (authority suffix, header list), and the host's serialized header map. Never panics; the
+//! chosen backend always exists.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use split_mirror::config::Config;
-use split_mirror::mirror::{shadow_authority, BodyCopy, ShadowHeaders};
+use split_mirror::mirror::{header_map, shadow_authority, BodyCopy, ShadowHeaders};
 use split_mirror::random::Rng;
 use split_mirror::routing::keys::cookie_value;
 use split_mirror::routing::{RequestHeaders, RequestView};
@@ -31,7 +32,15 @@ struct Fields<'a> {
     values: Vec<&'a [u8]>,
 }
 
-const NAMES: [&str; 7] = [":authority", ":path", "cookie", "x-canary", "x-split-tag", "x-user", "x-beta"];
+const NAMES: [&str; 7] = [
+    ":authority",
+    ":path",
+    "cookie",
+    "x-canary",
+    "x-split-tag",
+    "x-user",
+    "x-beta",
+];
 
 impl RequestHeaders for Fields<'_> {
     fn header(&mut self, name: &str) -> Option<Vec<u8>> {
@@ -41,27 +50,42 @@ impl RequestHeaders for Fields<'_> {
 }
 
 fuzz_target!(|data: &[u8]| {
+    // The host's serialized header map, read in place: any bytes, never a panic or an over-read.
+    if let Some(pairs) = header_map::pairs(data) {
+        let _ = ShadowHeaders::new(pairs, "x-split-cluster").pairs("a");
+    }
     static COMPILED: OnceLock<Config> = OnceLock::new();
     let config = COMPILED.get_or_init(|| Config::from_json(CONFIG).expect("fuzz config"));
     let values: Vec<&[u8]> = data.split(|&b| b == 0).collect();
     let authority = values.first().copied().unwrap_or_default();
     let path = values.get(1).copied().unwrap_or_default();
     let request = RequestView { authority, path };
-    let seed = data.iter().fold(0u64, |h, &b| h.rotate_left(5) ^ u64::from(b));
+    let seed = data
+        .iter()
+        .fold(0u64, |h, &b| h.rotate_left(5) ^ u64::from(b));
     let mut rng = Rng::from_seed(seed);
     if let Some(found) = config.match_route(&request) {
-        let mut headers = Fields { values: values.clone() };
-        let decision = found.route.decide(found.tagged_backend, &mut headers, &mut rng);
+        let mut headers = Fields {
+            values: values.clone(),
+        };
+        let decision = found
+            .route
+            .decide(found.tagged_backend, &mut headers, &mut rng);
         assert!(decision.backend < found.route.backends.len());
         for mirror in &found.route.mirrors {
             let _ = mirror.admit(path, &mut rng);
             let shadow = ShadowHeaders::new(
-                NAMES.iter().zip(&values).map(|(n, v)| (n.to_string(), v.to_vec())).collect(),
+                NAMES
+                    .iter()
+                    .zip(&values)
+                    .map(|(n, v)| (n.as_bytes(), &v[..])),
                 &config.route_header,
             );
             let authority = shadow.authority_for(mirror);
             let list = shadow.pairs(&authority);
-            assert!(list.iter().all(|(name, _)| *name != config.route_header && *name != "host"));
+            assert!(list
+                .iter()
+                .all(|(name, _)| *name != config.route_header && *name != "host"));
         }
     }
     for value in &values {

@@ -4,7 +4,7 @@
 use super::host::Filter;
 use crate::config::Route;
 use crate::metrics::MirrorOutcome;
-use crate::mirror::{BodyCopy, Shadow, ShadowHeaders, Skip};
+use crate::mirror::{header_map, BodyCopy, Shadow, ShadowHeaders, Skip};
 use crate::routing::keys::KeySource;
 use crate::routing::{RequestHeaders, RequestView};
 use proxy_wasm::hostcalls;
@@ -153,7 +153,8 @@ impl SplitMirrorHttp {
         if admitted.is_empty() {
             return None;
         }
-        let request_headers = self.get_http_request_headers_bytes();
+        let block = request_header_block().unwrap_or_default();
+        let request_headers = header_map::pairs(&block).unwrap_or_default();
         let limit = admitted
             .iter()
             .filter_map(|&i| route.mirrors.get(i))
@@ -164,7 +165,7 @@ impl SplitMirrorHttp {
         // A declared length over every limit: nothing to copy, say so at dispatch.
         let declared: Option<usize> = request_headers
             .iter()
-            .find(|(name, _)| name == "content-length")
+            .find(|(name, _)| *name == b"content-length")
             .and_then(|(_, value)| std::str::from_utf8(value).ok()?.trim().parse().ok());
         if declared.is_some_and(|length| length > limit) {
             body.overflow();
@@ -307,5 +308,26 @@ impl HttpContext for SplitMirrorHttp {
             self.finish_mirror(&filter, pending, trailers);
         }
         Action::Continue
+    }
+}
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    // The ABI's header map read, declared as the SDK declares it (MapType and Status are u32).
+    fn proxy_get_header_map_pairs(map_type: u32, data: *mut *mut u8, size: *mut usize) -> u32;
+}
+
+/// All request headers in the host's serialized form (see `mirror::header_map`), in one buffer:
+/// the SDK's reader would allocate a `String` and a `Vec` per header.
+fn request_header_block() -> Option<Vec<u8>> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: on success the host has written a buffer of `size` bytes that it allocated through
+    // the SDK's `proxy_on_memory_allocate` (a `Vec<u8>` of capacity `size`, then forgotten), so
+    // taking it back as that `Vec` frees it correctly; this is what the SDK's own readers do.
+    unsafe {
+        let status =
+            proxy_get_header_map_pairs(MapType::HttpRequestHeaders as u32, &mut data, &mut size);
+        (status == 0 && !data.is_null()).then(|| Vec::from_raw_parts(data, size, size))
     }
 }

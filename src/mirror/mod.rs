@@ -6,6 +6,8 @@ use crate::random::Rng;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
+pub mod header_map;
+
 /// One in a million: the finest sampling step (Envoy's FractionalPercent MILLION).
 pub const PER_MILLION: u32 = 1_000_000;
 
@@ -92,28 +94,36 @@ const NOT_COPIED: &[&str] = &[
 /// used to dispatch takes text only.
 #[derive(Debug, Clone, Default)]
 pub struct ShadowHeaders {
-    headers: Vec<(String, String)>,
+    /// The kept names and values back to back: one allocation per request, not two per header.
+    text: String,
+    /// Per kept header: where its name starts, where its value starts, where the value ends.
+    kept: Vec<(usize, usize, usize)>,
     authority: Vec<u8>,
 }
 
 impl ShadowHeaders {
-    pub fn new(request_headers: Vec<(String, Vec<u8>)>, route_header: &str) -> Self {
-        let mut authority = Vec::new();
-        let mut headers = Vec::with_capacity(request_headers.len() + 2);
+    pub fn new<'a>(
+        request_headers: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+        route_header: &str,
+    ) -> Self {
+        let mut shadow = ShadowHeaders::default();
         for (name, value) in request_headers {
-            if name == ":authority" {
-                authority = value;
+            if name == b":authority" {
+                shadow.authority = value.to_vec();
                 continue;
             }
-            if name == route_header || NOT_COPIED.contains(&name.as_str()) {
+            if name == route_header.as_bytes() || NOT_COPIED.iter().any(|n| n.as_bytes() == name) {
                 continue;
             }
-            if let Ok(value) = String::from_utf8(value) {
-                headers.push((name, value));
+            if let (Ok(name), Ok(value)) = (std::str::from_utf8(name), std::str::from_utf8(value)) {
+                let start = shadow.text.len();
+                shadow.text.push_str(name);
+                let middle = shadow.text.len();
+                shadow.text.push_str(value);
+                shadow.kept.push((start, middle, shadow.text.len()));
             }
         }
-        headers.push((MARKER_HEADER.to_string(), "1".to_string()));
-        ShadowHeaders { headers, authority }
+        shadow
     }
 
     /// The shadow's `:authority` for `mirror` (the host suffix inserted before any port).
@@ -124,9 +134,16 @@ impl ShadowHeaders {
 
     /// The full header list, `:authority` first, borrowed for the dispatch call.
     pub fn pairs<'a>(&'a self, authority: &'a str) -> Vec<(&'a str, &'a str)> {
-        let mut out = Vec::with_capacity(self.headers.len() + 1);
+        let mut out = Vec::with_capacity(self.kept.len() + 2);
         out.push((":authority", authority));
-        out.extend(self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        for &(start, middle, end) in &self.kept {
+            if let (Some(name), Some(value)) =
+                (self.text.get(start..middle), self.text.get(middle..end))
+            {
+                out.push((name, value));
+            }
+        }
+        out.push((MARKER_HEADER, "1"));
         out
     }
 }
