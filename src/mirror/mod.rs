@@ -90,7 +90,7 @@ const NOT_COPIED: &[&str] = &[
 ];
 
 /// The header list of a shadow request, without `:authority` (per mirror, see
-/// [`ShadowHeaders::for_mirror`]). Header values that are not UTF-8 are left out: the host ABI
+/// [`ShadowHeaders::authority_for`]). Header values that are not UTF-8 are left out: the host ABI
 /// used to dispatch takes text only.
 #[derive(Debug, Clone, Default)]
 pub struct ShadowHeaders {
