@@ -35,12 +35,12 @@ impl HostPattern {
             return Err("expected a host name, got an empty string".into());
         }
         if let Some(domain) = lower.strip_prefix("*.") {
-            if domain.is_empty() || domain.contains('*') {
+            if domain.is_empty() || domain.as_bytes().contains(&b'*') {
                 return Err(format!("expected `*.domain`, got \"{entry}\""));
             }
-            return Ok(HostPattern::Subdomains(lower[1..].to_string()));
+            return Ok(HostPattern::Subdomains(format!(".{domain}")));
         }
-        if lower.contains('*') {
+        if lower.as_bytes().contains(&b'*') {
             return Err(format!(
                 "only a leading `*.` wildcard is supported, got \"{entry}\""
             ));

@@ -6,7 +6,7 @@ use super::http::SplitMirrorHttp;
 use crate::config::Config;
 use crate::metrics::MirrorOutcome;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::ContextType;
+use proxy_wasm::types::{ContextType, LogLevel};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -44,9 +44,12 @@ impl SplitMirrorRoot {
                         MirrorOutcome::Mirrored
                     }
                     Err(status) => {
-                        log::debug!(
-                            "split-mirror: mirror to {} failed: {status:?}",
-                            mirror.cluster
+                        super::log(
+                            LogLevel::Debug,
+                            &format!(
+                                "split-mirror: mirror to {} failed: {status:?}",
+                                mirror.cluster
+                            ),
                         );
                         MirrorOutcome::DispatchFailed
                     }
@@ -76,7 +79,10 @@ impl RootContext for SplitMirrorRoot {
             }
             Err(error) => {
                 // Returning false makes Envoy refuse this configuration and keep the old one.
-                log::error!("split-mirror: invalid configuration: {error}");
+                super::log(
+                    LogLevel::Error,
+                    &format!("split-mirror: invalid configuration: {error}"),
+                );
                 false
             }
         }

@@ -34,12 +34,10 @@ impl Number {
     /// is 250,000.
     pub fn scaled(&self, decimals: i32) -> Result<u64, NotScaled> {
         let text = self.text.as_str();
-        let (mantissa, exponent) = match text.find(['e', 'E']) {
-            Some(at) => (
-                &text[..at],
-                text[at + 1..]
-                    .parse::<i32>()
-                    .map_err(|_| NotScaled::OutOfRange)?,
+        let (mantissa, exponent) = match text.split_once(['e', 'E']) {
+            Some((mantissa, exponent)) => (
+                mantissa,
+                exponent.parse::<i32>().map_err(|_| NotScaled::OutOfRange)?,
             ),
             None => (text, 0),
         };
@@ -58,16 +56,17 @@ impl Number {
         }
         let shift = i64::from(exponent) + i64::from(decimals) - fraction.len() as i64;
         let kept = if shift >= 0 {
-            digits
+            digits.as_bytes()
         } else {
             let cut = digits.len().saturating_sub(shift.unsigned_abs() as usize);
-            if digits[cut..].bytes().any(|b| b != b'0') {
+            let (kept, dropped) = digits.as_bytes().split_at(cut);
+            if dropped.iter().any(|&b| b != b'0') {
                 return Err(NotScaled::Fraction);
             }
-            &digits[..cut]
+            kept
         };
         let mut value: u64 = 0;
-        for byte in kept.bytes() {
+        for &byte in kept {
             value = value
                 .checked_mul(10)
                 .and_then(|v| v.checked_add(u64::from(byte - b'0')))
@@ -87,10 +86,11 @@ impl Json {
             Json::Null => "null".into(),
             Json::Bool(b) => b.to_string(),
             Json::Number(n) => n.text.clone(),
-            Json::String(s) if s.chars().count() > 40 => {
-                format!("\"{}\"...", s.chars().take(40).collect::<String>())
-            }
-            Json::String(s) => format!("\"{s}\""),
+            // At most 40 characters of a string (cut at a character boundary).
+            Json::String(s) => match s.char_indices().nth(40) {
+                Some((cut, _)) => format!("\"{}\"...", s.get(..cut).unwrap_or(s)),
+                None => format!("\"{s}\""),
+            },
             Json::Array(_) => "an array".into(),
             Json::Object(_) => "an object".into(),
         }

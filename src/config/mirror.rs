@@ -59,23 +59,20 @@ pub(super) fn compile_mirror(
                 "expected at least one method (omit `methods` to mirror every method)",
             ))
         }
-        Some(methods) => Some(
-            methods
-                .iter()
-                .enumerate()
-                .map(|(m, method)| {
-                    if !method.is_empty() && method.chars().all(|c| c.is_ascii_alphabetic()) {
-                        Ok(method.to_ascii_uppercase())
-                    } else {
-                        Err(in_route(
-                            label,
-                            &field(&format!("methods[{m}]")),
-                            format!("expected an HTTP method such as \"GET\", got \"{method}\""),
-                        ))
-                    }
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
+        Some(methods) => {
+            let mut upper = Vec::with_capacity(methods.len());
+            for (m, method) in methods.iter().enumerate() {
+                if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+                    return Err(in_route(
+                        label,
+                        &field(&format!("methods[{m}]")),
+                        format!("expected an HTTP method such as \"GET\", got \"{method}\""),
+                    ));
+                }
+                upper.push(method.to_ascii_uppercase());
+            }
+            Some(upper)
+        }
     };
     Ok(Mirror {
         cluster: raw.cluster,

@@ -153,15 +153,12 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
 }
 
 fn compile_route(raw: RawRoute, label: &str) -> Result<Route, ConfigError> {
-    let hosts = raw
-        .hosts
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-        .map(|(i, entry)| {
-            HostPattern::parse(entry).map_err(|m| in_route(label, &format!("hosts[{i}]"), m))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut hosts = Vec::new();
+    for (i, entry) in raw.hosts.unwrap_or_default().iter().enumerate() {
+        hosts.push(
+            HostPattern::parse(entry).map_err(|m| in_route(label, &format!("hosts[{i}]"), m))?,
+        );
+    }
     let path_prefix = raw.path_prefix.unwrap_or_else(|| "/".to_string());
     if !path_prefix.starts_with('/') {
         return Err(in_route(
@@ -281,8 +278,8 @@ pub(crate) fn check_label(value: &str, what: &str) -> Result<(), String> {
 /// A header name we may write and that Envoy will route on: an HTTP token, stored lower-case.
 /// Pseudo-headers and `host` are refused: overwriting them would misroute every request.
 pub(crate) fn check_header_name(name: &str) -> Result<String, String> {
-    let is_token_char = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-    if name.is_empty() || !name.chars().all(is_token_char) {
+    let is_token_char = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(is_token_char) {
         return Err(format!("expected an HTTP header name, got \"{name}\""));
     }
     let lower = name.to_ascii_lowercase();

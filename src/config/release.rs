@@ -22,14 +22,13 @@ pub(super) fn compile(
     hosts: &[HostPattern],
     label: &str,
 ) -> Result<Release, ConfigError> {
-    let overrides = raw_overrides
-        .into_iter()
-        .enumerate()
-        .map(|(i, raw)| {
+    let mut overrides = Vec::with_capacity(raw_overrides.len());
+    for (i, raw) in raw_overrides.into_iter().enumerate() {
+        overrides.push(
             compile_override(raw, backends)
-                .map_err(|(field, m)| in_route(label, &format!("overrides[{i}].{field}"), m))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+                .map_err(|(field, m)| in_route(label, &format!("overrides[{i}].{field}"), m))?,
+        );
+    }
     let tags: Vec<(String, usize)> = backends
         .iter()
         .enumerate()
@@ -102,8 +101,8 @@ fn key_source(
 fn is_cookie_name(name: &str) -> bool {
     !name.is_empty()
         && name
-            .chars()
-            .all(|c| c.is_ascii_graphic() && !"()<>@,;:\\\"/[]?={}".contains(c))
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
 }
 
 fn compile_override(

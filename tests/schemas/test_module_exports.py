@@ -11,6 +11,7 @@ from support import REPO, WASM, require_wasm
 
 sys.path.insert(0, str(REPO / "tools"))
 import wasm_exports  # noqa: E402
+import wasm_link  # noqa: E402
 
 # The SDK's trait method behind each exported callback (src/adapter implements them).
 CALLBACK_EXPORTS = {
@@ -66,6 +67,23 @@ class ModuleExports(unittest.TestCase):
                                  capture_output=True, text=True)
             self.assertNotEqual(run.returncode, 0)
             self.assertIn("bad.wasm: not a WebAssembly 1.0 module", run.stderr)
+
+
+class LinkerArguments(unittest.TestCase):
+    """tools/wasm_link.py: what rustc asks the linker to export, minus the unused callbacks."""
+
+    def test_drops_only_the_exports_of_callbacks_not_kept(self):
+        args = ["-flavor", "wasm", "--export", "_initialize", "--export", "proxy_on_configure",
+                "--export", "proxy_on_log", "--export", "proxy_on_downstream_data",
+                "--export", "proxy_abi_version_0_2_1", "--gc-sections", "-o", "out.wasm"]
+        self.assertEqual(wasm_link.without_unused_callbacks(args),
+                         ["-flavor", "wasm", "--export", "_initialize", "--export", "proxy_on_configure",
+                          "--export", "proxy_abi_version_0_2_1", "--gc-sections", "-o", "out.wasm"])
+
+    def test_keeps_every_callback_in_keep_and_a_trailing_export_flag(self):
+        kept = [name for name in wasm_exports.KEEP if name.startswith("proxy_on_")]
+        args = [arg for name in kept for arg in ("--export", name)] + ["--export"]
+        self.assertEqual(wasm_link.without_unused_callbacks(args), args)
 
 
 if __name__ == "__main__":
