@@ -1,7 +1,7 @@
 //! The configuration exactly as users write it, decoded from JSON before validation. Every
 //! object refuses keys it does not know, so a typo is an error instead of a silent default.
 
-use super::decode::{array, boolean, integer, percent, string, strings, Decoded, Fields, Seg};
+use super::decode::{array, boolean, integer, percent, string, strings, At, Decoded, Fields};
 use super::json::Json;
 use crate::weights::MAX_WEIGHT;
 
@@ -74,21 +74,20 @@ impl RawConfig {
             "max_shadows_in_flight",
             "routes",
         ];
-        let fields = Fields::of(value, &[], &known, "a JSON object with `routes`")?;
-        let (routes, path) = fields.required("routes")?;
+        let fields = Fields::of(value, At::ROOT, &known, "a JSON object with `routes`")?;
         Ok(RawConfig {
             route_header: fields.optional("route_header", string)?,
             response_header: fields.optional("response_header", string)?,
-            max_shadows_in_flight: fields.optional("max_shadows_in_flight", |v, p| {
-                integer(v, p, 1, MAX_SHADOWS_IN_FLIGHT)
+            max_shadows_in_flight: fields.optional("max_shadows_in_flight", |v, at| {
+                integer(v, at, 1, MAX_SHADOWS_IN_FLIGHT)
             })?,
-            routes: array(routes, &path, RawRoute::decode)?,
+            routes: fields.required("routes", |v, at| array(v, at, RawRoute::decode))?,
         })
     }
 }
 
 impl RawRoute {
-    fn decode(value: &Json, path: &[Seg]) -> Decoded<Self> {
+    fn decode(value: &Json, at: &At) -> Decoded<Self> {
         let known = [
             "name",
             "hosts",
@@ -99,16 +98,14 @@ impl RawRoute {
             "tag_header",
             "sticky",
         ];
-        let fields = Fields::of(value, path, &known, "a route object")?;
-        let (name, name_path) = fields.required("name")?;
-        let (backends, backends_path) = fields.required("backends")?;
+        let fields = Fields::of(value, *at, &known, "a route object")?;
         Ok(RawRoute {
-            name: string(name, &name_path)?,
+            name: fields.required("name", string)?,
             hosts: fields.optional("hosts", strings)?,
             path_prefix: fields.optional("path_prefix", string)?,
-            backends: array(backends, &backends_path, RawBackend::decode)?,
-            mirrors: fields.optional("mirrors", |v, p| array(v, p, RawMirror::decode))?,
-            overrides: fields.optional("overrides", |v, p| array(v, p, RawOverride::decode))?,
+            backends: fields.required("backends", |v, at| array(v, at, RawBackend::decode))?,
+            mirrors: fields.optional("mirrors", |v, at| array(v, at, RawMirror::decode))?,
+            overrides: fields.optional("overrides", |v, at| array(v, at, RawOverride::decode))?,
             tag_header: fields.optional("tag_header", string)?,
             sticky: fields.optional("sticky", RawSticky::decode)?,
         })
@@ -116,24 +113,23 @@ impl RawRoute {
 }
 
 impl RawBackend {
-    fn decode(value: &Json, path: &[Seg]) -> Decoded<Self> {
+    fn decode(value: &Json, at: &At) -> Decoded<Self> {
         let fields = Fields::of(
             value,
-            path,
+            *at,
             &["cluster", "weight", "tag"],
             "a backend object",
         )?;
-        let (cluster, cluster_path) = fields.required("cluster")?;
         Ok(RawBackend {
-            cluster: string(cluster, &cluster_path)?,
-            weight: fields.optional("weight", |v, p| integer(v, p, 0, u64::from(MAX_WEIGHT)))?,
+            cluster: fields.required("cluster", string)?,
+            weight: fields.optional("weight", |v, at| integer(v, at, 0, u64::from(MAX_WEIGHT)))?,
             tag: fields.optional("tag", string)?,
         })
     }
 }
 
 impl RawMirror {
-    fn decode(value: &Json, path: &[Seg]) -> Decoded<Self> {
+    fn decode(value: &Json, at: &At) -> Decoded<Self> {
         let known = [
             "cluster",
             "percent",
@@ -143,15 +139,14 @@ impl RawMirror {
             "methods",
             "cluster_header",
         ];
-        let fields = Fields::of(value, path, &known, "a mirror object")?;
-        let (cluster, cluster_path) = fields.required("cluster")?;
+        let fields = Fields::of(value, *at, &known, "a mirror object")?;
         Ok(RawMirror {
-            cluster: string(cluster, &cluster_path)?,
+            cluster: fields.required("cluster", string)?,
             percent: fields.optional("percent", percent)?,
             host_suffix: fields.optional("host_suffix", string)?,
-            timeout_ms: fields.optional("timeout_ms", |v, p| integer(v, p, 1, MAX_TIMEOUT_MS))?,
+            timeout_ms: fields.optional("timeout_ms", |v, at| integer(v, at, 1, MAX_TIMEOUT_MS))?,
             max_body_bytes: fields
-                .optional("max_body_bytes", |v, p| integer(v, p, 0, MAX_BODY_BYTES))?,
+                .optional("max_body_bytes", |v, at| integer(v, at, 0, MAX_BODY_BYTES))?,
             methods: fields.optional("methods", strings)?,
             cluster_header: fields.optional("cluster_header", string)?,
         })
@@ -159,26 +154,25 @@ impl RawMirror {
 }
 
 impl RawOverride {
-    fn decode(value: &Json, path: &[Seg]) -> Decoded<Self> {
+    fn decode(value: &Json, at: &At) -> Decoded<Self> {
         let known = ["header", "cookie", "value", "prefix", "present", "backend"];
-        let fields = Fields::of(value, path, &known, "an override object")?;
-        let (backend, backend_path) = fields.required("backend")?;
+        let fields = Fields::of(value, *at, &known, "an override object")?;
         Ok(RawOverride {
             header: fields.optional("header", string)?,
             cookie: fields.optional("cookie", string)?,
             value: fields.optional("value", string)?,
             prefix: fields.optional("prefix", string)?,
             present: fields.optional("present", boolean)?,
-            backend: string(backend, &backend_path)?,
+            backend: fields.required("backend", string)?,
         })
     }
 }
 
 impl RawSticky {
-    fn decode(value: &Json, path: &[Seg]) -> Decoded<Self> {
+    fn decode(value: &Json, at: &At) -> Decoded<Self> {
         let fields = Fields::of(
             value,
-            path,
+            *at,
             &["header", "cookie", "set_cookie"],
             "a sticky object",
         )?;
