@@ -234,8 +234,12 @@ impl HttpContext for SplitMirrorHttp {
             .get_http_request_header_bytes("x-split-mirror-fault")
             .is_some()
         {
-            // A wasm trap, as a bug would cause: Envoy's failure_policy decides what follows.
-            std::process::abort();
+            // A panic, as a bug would cause: its message goes to Envoy's log (WASI stderr), then
+            // the VM traps and Envoy's failure_policy decides what follows.
+            #[allow(clippy::panic)]
+            {
+                panic!("split-mirror: injected fault");
+            }
         }
         let Some(filter) = self.filter.clone() else {
             return Action::Continue;
