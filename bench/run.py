@@ -249,7 +249,32 @@ def report(args, results, rss, machine, instruction_table):
               "that the shadow received a copy of every request.", ""]
     if instruction_table:
         lines += ["## Instructions per request (callgrind)", "", instruction_table, ""]
+    for connections in args.connections:
+        lines += per_round_table(results[connections], connections)
     return "\n".join(lines)
+
+
+# The native variant each one is compared with, round by round.
+BASELINE = {"b": "a", "0": "a", "h": "a", "e": "a", "x": "a", "d": "c", "f": "c"}
+
+
+def per_round_table(rows, connections):
+    """Every round's figures (the A B A B pairs the summary tables are taken from)."""
+    lines = [f"## Per round, {connections} connections", "",
+             "| round | variant | req/s | p50 ms | p99 ms | proxy CPU µs/req | vs native in the round: req/s, CPU |",
+             "|---|---|---|---|---|---|---|"]
+    rounds = max((len(runs) for runs in rows.values()), default=0)
+    for index in range(rounds):
+        for key, runs in rows.items():
+            run = runs[index]
+            base = BASELINE.get(key)
+            versus = ""
+            if base in rows:
+                native = rows[base][index]
+                versus = f"{key}/{base} {run['rps'] / native['rps']:.3f}, {run['cpu_us'] / native['cpu_us']:.3f}"
+            lines.append(f"| {index + 1} | {key} | {run['rps']:.0f} | {run['p50']:.3f} | {run['p99']:.3f} | "
+                         f"{run['cpu_us']:.1f} | {versus} |")
+    return lines + [""]
 
 
 def per_round(rows, key, base):
