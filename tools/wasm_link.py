@@ -27,7 +27,8 @@ CALLBACK_PREFIX = "proxy_on_"
 
 def rust_lld():
     """The rust-lld of the toolchain running this build (rustup sets it for cargo's children)."""
-    sysroot = subprocess.run(["rustc", "--print", "sysroot"], check=True, capture_output=True, text=True)
+    rustc = os.environ.get("RUSTC", "rustc")
+    sysroot = subprocess.run([rustc, "--print", "sysroot"], check=True, capture_output=True, text=True)
     found = sorted(pathlib.Path(sysroot.stdout.strip()).glob("lib/rustlib/*/bin/rust-lld"))
     if not found:
         sys.exit("wasm_link: rust-lld not found in the Rust sysroot (rustup component rust-lld?)")
