@@ -21,10 +21,18 @@ fn counter(envoy: &Envoy, mirror: &str, outcome: &str) -> u64 {
     ))
 }
 
-/// The Gateway API percentage-mirror band: n·p ± 3·sqrt(n·p·(1−p)).
-fn assert_in_band(label: &str, count: usize, n: usize, p: f64) {
+/// The Gateway API percentage-mirror conformance band, n·p ± 3·sqrt(n·p·(1−p)): what the
+/// issue's sampling test asks for.
+const CONFORMANCE_SIGMAS: f64 = 3.0;
+
+/// The other statistical checks use 4σ, as every share check of the suite does: at 3σ a correct
+/// filter fails each check in 0.27 % of runs, and a flaky suite blocks every landing.
+const SUITE_SIGMAS: f64 = 4.0;
+
+/// `count` within n·p ± sigmas·sqrt(n·p·(1−p)).
+fn assert_in_band(label: &str, count: usize, n: usize, p: f64, sigmas: f64) {
     let mean = n as f64 * p;
-    let spread = 3.0 * (n as f64 * p * (1.0 - p)).sqrt();
+    let spread = sigmas * (n as f64 * p * (1.0 - p)).sqrt();
     assert!(
         (count as f64 - mean).abs() <= spread,
         "{label}: {count} shadows for {n} requests at {p}: outside {mean:.1} ± {spread:.1}"
@@ -32,9 +40,9 @@ fn assert_in_band(label: &str, count: usize, n: usize, p: f64) {
 }
 
 /// The copies of 500 requests mirrored at 20 % to `shadow`: inside the band, each decision counted.
-fn assert_twenty_percent_of_500(label: &str, envoy: &Envoy, shadow: &Backend) {
+fn assert_twenty_percent_of_500(label: &str, envoy: &Envoy, shadow: &Backend, sigmas: f64) {
     let copies = shadow.settled_count(Duration::from_millis(300));
-    assert_in_band(label, copies, 500, 0.20);
+    assert_in_band(label, copies, 500, 0.20, sigmas);
     assert_eq!(counter(envoy, "shadow", "mirrored"), copies as u64);
     assert_eq!(
         counter(envoy, "shadow", "skipped_sampling"),
@@ -70,11 +78,11 @@ fn percent_sampling_stays_in_the_conformance_band() {
     )
     .start();
     send_all_ok(envoy.port, &Request::get("/get"), 500);
-    assert_twenty_percent_of_500("20 %", &envoy, &shadow);
+    assert_twenty_percent_of_500("20 %", &envoy, &shadow, CONFORMANCE_SIGMAS);
 
     send_all_ok(envoy.port, &Request::get("/get"), 1500);
     let half_percent = rare.settled_count(Duration::from_millis(300));
-    assert_in_band("0.5 %", half_percent, 2000, 0.005);
+    assert_in_band("0.5 %", half_percent, 2000, 0.005, CONFORMANCE_SIGMAS);
     assert_eq!(v1.count(), 2000);
 }
 
@@ -164,7 +172,7 @@ fn envoy_sends_the_copy_when_a_mirror_names_a_cluster_header() {
         &Request::get("/get").header(HEADER, "shadow"),
         50,
     );
-    assert_twenty_percent_of_500("20 % sent by Envoy", &envoy, &shadow);
+    assert_twenty_percent_of_500("20 % sent by Envoy", &envoy, &shadow, SUITE_SIGMAS);
     assert_eq!(counter(&envoy, "shadow", "skipped_method"), 50);
     for copy in shadow.requests() {
         assert_eq!(
@@ -248,6 +256,7 @@ fn two_mirrors_on_one_route_both_get_their_share() {
         a.settled_count(Duration::from_millis(300)),
         400,
         0.5,
+        SUITE_SIGMAS,
     );
 }
 
