@@ -203,8 +203,7 @@ def report(args, results, rss, machine, instruction_table):
              f"- Envoy: {subprocess.run([str(harness.envoy_bin()), '--version'], capture_output=True, text=True).stdout.strip().split('version: ')[-1]}",
              f"- command: `{' '.join(['.venv/bin/python', 'bench/run.py'] + sys.argv[1:])}` ({args.pairs} rounds, {args.duration} s each, wrk -t1)",
              f"- wasm: {WASM.stat().st_size} bytes ({WASM.stat().st_size / 1024:.0f} KB)",
-             (f"- proxy RSS after load: native {rss['a']} KiB, with the filter {rss['b']} KiB (+{rss['b'] - rss['a']} KiB)"
-              if {"a", "b"} <= rss.keys() else "- proxy RSS: a and b not both measured"), ""]
+             rss_line(rss), ""]
     for connections in args.connections:
         rows = results[connections]
         lines += [f"## {connections} connections", "",
@@ -277,6 +276,15 @@ def per_round_table(rows, connections):
     return lines + [""]
 
 
+def rss_line(rss):
+    """The proxies' resident memory after the load: native, the empty filter (V8 and the SDK), ours."""
+    if not {"a", "b"} <= rss.keys():
+        return "- proxy RSS: a and b not both measured"
+    empty = f", empty filter {rss['0']} KiB (+{rss['0'] - rss['a']} KiB)" if "0" in rss else ""
+    return (f"- proxy RSS after load: native {rss['a']} KiB{empty}, with the filter {rss['b']} KiB "
+            f"(+{rss['b'] - rss['a']} KiB)")
+
+
 def per_round(rows, key, base):
     """Median over rounds of the CPU µs/request `key` costs more than `base` in the same round."""
     return statistics.median(r["cpu_us"] - b["cpu_us"] for r, b in zip(rows[key], rows[base]))
@@ -347,7 +355,7 @@ def main():
                     print(f"round {round_ + 1} c={connections} {key}: {result['rps']:.0f} req/s, p99 {result['p99']:.3f} ms, "
                           f"{result['cpu_us']:.1f} µs/req, v2 {result['v2_share']:.3f}, shadow {result['shadow_ratio']:.3f}",
                           file=sys.stderr)
-        rss = {key: proxies[key][0].rss_kib() for key in ("a", "b") if key in proxies}
+        rss = {key: proxies[key][0].rss_kib() for key in ("a", "0", "b") if key in proxies}
     finally:
         for envoy in envoys:
             envoy.stop()

@@ -8,6 +8,8 @@ use super::{
 };
 use crate::mirror::{Mirror, PER_MILLION};
 
+// Out of line: see `Config::from_json` (V8 compile memory).
+#[inline(never)]
 pub(super) fn compile_mirror(
     mut raw: RawMirror,
     label: &str,

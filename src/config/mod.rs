@@ -86,6 +86,12 @@ pub struct Backend {
 impl Config {
     /// Parses and validates the plugin configuration (Envoy `configuration`, Istio
     /// `pluginConfig`). The error names the route and the field.
+    ///
+    /// Its steps are kept out of line (`#[inline(never)]` on parse, decode and compile): inlined
+    /// into this one function they made a 20 KB wasm function, and V8 compiling it cost every
+    /// Envoy process ~7 MB of resident memory (measured: +30 MB over native Envoy, +23 MB split,
+    /// against +21 MB for an empty filter). `tests/schemas/test_module_exports.py` keeps every
+    /// function of the module under 8 KB.
     pub fn from_json(json: &[u8]) -> Result<Config, ConfigError> {
         let document =
             json::parse(json).map_err(|message| ConfigError(format!("invalid JSON: {message}")))?;
@@ -94,6 +100,8 @@ impl Config {
     }
 }
 
+// Out of line: see `Config::from_json` (V8 compile memory).
+#[inline(never)]
 fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     let route_header = match raw.route_header {
         Some(name) => {
@@ -152,6 +160,8 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     })
 }
 
+// Out of line: see `Config::from_json` (V8 compile memory).
+#[inline(never)]
 fn compile_route(raw: RawRoute, label: &str) -> Result<Route, ConfigError> {
     let mut hosts = Vec::new();
     for (i, entry) in raw.hosts.unwrap_or_default().iter().enumerate() {

@@ -67,6 +67,8 @@ pub const MAX_TIMEOUT_MS: u64 = 600_000;
 pub const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
 
 impl RawConfig {
+    // Out of line: see `Config::from_json` (V8 compile memory).
+    #[inline(never)]
     pub fn decode(value: &Json) -> Decoded<Self> {
         let known = [
             "route_header",
@@ -87,6 +89,8 @@ impl RawConfig {
 }
 
 impl RawRoute {
+    // Out of line: see `Config::from_json` (V8 compile memory).
+    #[inline(never)]
     fn decode(value: &Json, at: &At) -> Decoded<Self> {
         let known = [
             "name",
@@ -113,6 +117,8 @@ impl RawRoute {
 }
 
 impl RawBackend {
+    // Out of line: see `Config::from_json` (V8 compile memory).
+    #[inline(never)]
     fn decode(value: &Json, at: &At) -> Decoded<Self> {
         let fields = Fields::of(
             value,
@@ -129,6 +135,8 @@ impl RawBackend {
 }
 
 impl RawMirror {
+    // Out of line: see `Config::from_json` (V8 compile memory).
+    #[inline(never)]
     fn decode(value: &Json, at: &At) -> Decoded<Self> {
         let known = [
             "cluster",
@@ -154,6 +162,8 @@ impl RawMirror {
 }
 
 impl RawOverride {
+    // Out of line: see `Config::from_json` (V8 compile memory).
+    #[inline(never)]
     fn decode(value: &Json, at: &At) -> Decoded<Self> {
         let known = ["header", "cookie", "value", "prefix", "present", "backend"];
         let fields = Fields::of(value, *at, &known, "an override object")?;
@@ -169,6 +179,8 @@ impl RawOverride {
 }
 
 impl RawSticky {
+    // Out of line: see `Config::from_json` (V8 compile memory).
+    #[inline(never)]
     fn decode(value: &Json, at: &At) -> Decoded<Self> {
         let fields = Fields::of(
             value,

@@ -14,6 +14,8 @@ pub(super) struct Release {
     pub sticky: Option<Sticky>,
 }
 
+// Out of line: see `Config::from_json` (V8 compile memory).
+#[inline(never)]
 pub(super) fn compile(
     raw_overrides: Vec<RawOverride>,
     raw_tag_header: Option<String>,

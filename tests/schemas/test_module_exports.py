@@ -69,6 +69,39 @@ class ModuleExports(unittest.TestCase):
             self.assertIn("bad.wasm: not a WebAssembly 1.0 module", run.stderr)
 
 
+CODE_SECTION = 10
+# V8 compiles each function of the module in every Envoy process; one 20 KB function (the whole
+# configuration front end inlined into `Config::from_json`) cost ~7 MB of resident memory.
+MAX_FUNCTION_BYTES = 8 * 1024
+
+
+def function_body_sizes(module):
+    offset = 8
+    while offset < len(module):
+        section_id = module[offset]
+        size, body = wasm_exports.read_leb(module, offset + 1)
+        if section_id == CODE_SECTION:
+            count, cursor = wasm_exports.read_leb(module, body)
+            sizes = []
+            for _ in range(count):
+                length, cursor = wasm_exports.read_leb(module, cursor)
+                sizes.append(length)
+                cursor += length
+            return sizes
+        offset = body + size
+    raise ValueError("the module has no code section")
+
+
+class ModuleFunctions(unittest.TestCase):
+    def test_no_function_is_large_enough_to_cost_v8_megabytes(self):
+        require_wasm()
+        sizes = function_body_sizes(WASM.read_bytes())
+        self.assertGreater(len(sizes), 100)
+        self.assertLessEqual(max(sizes), MAX_FUNCTION_BYTES,
+                             "a function of the module is over 8 KB: keep the configuration steps "
+                             "out of line (see Config::from_json)")
+
+
 class LinkerArguments(unittest.TestCase):
     """tools/wasm_link.py: what rustc asks the linker to export, minus the unused callbacks."""
 
