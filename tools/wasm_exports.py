@@ -63,27 +63,31 @@ def leb(value):
             return bytes(out)
 
 
-def export_section(module):
-    """(exports as (name, kind byte, index), section start, section end)."""
+def section(module, wanted, what):
+    """(section start, its contents' start, section end) of the first section with id `wanted`."""
     if module[:8] != b"\0asm\x01\0\0\0":
         raise ValueError("not a WebAssembly 1.0 module")
     offset = 8
     while offset < len(module):
-        section_id = module[offset]
         size, body = read_leb(module, offset + 1)
-        end = body + size
-        if section_id == EXPORT_SECTION:
-            count, cursor = read_leb(module, body)
-            exports = []
-            for _ in range(count):
-                length, cursor = read_leb(module, cursor)
-                name = module[cursor:cursor + length].decode()
-                kind = module[cursor + length]
-                index, cursor = read_leb(module, cursor + length + 1)
-                exports.append((name, kind, index))
-            return exports, offset, end
-        offset = end
-    raise ValueError("the module has no export section")
+        if module[offset] == wanted:
+            return offset, body, body + size
+        offset = body + size
+    raise ValueError(f"the module has no {what} section")
+
+
+def export_section(module):
+    """(exports as (name, kind byte, index), section start, section end)."""
+    start, body, end = section(module, EXPORT_SECTION, "export")
+    count, cursor = read_leb(module, body)
+    exports = []
+    for _ in range(count):
+        length, cursor = read_leb(module, cursor)
+        name = module[cursor:cursor + length].decode()
+        kind = module[cursor + length]
+        index, cursor = read_leb(module, cursor + length + 1)
+        exports.append((name, kind, index))
+    return exports, start, end
 
 
 def keep_only(module, names):

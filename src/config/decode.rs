@@ -102,9 +102,9 @@ pub struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
-    pub fn of(value: &'a Json, at: At<'a>, known: &[&str], expected: &str) -> Decoded<Self> {
+    pub fn of(value: &'a Json, at: &At<'a>, known: &[&str], expected: &str) -> Decoded<Self> {
         let Json::Object(entries) = value else {
-            return Err(wrong_type(value, &at, expected));
+            return Err(wrong_type(value, at, expected));
         };
         for (i, (key, _)) in entries.iter().enumerate() {
             if !known.contains(&key.as_str()) {
@@ -118,7 +118,7 @@ impl<'a> Fields<'a> {
                 return Err(error(&at.key(key), format!("duplicate field `{key}`")));
             }
         }
-        Ok(Fields { entries, at })
+        Ok(Fields { entries, at: *at })
     }
 
     /// The value of `key`, if present (`null` counts as absent).

@@ -76,7 +76,7 @@ impl RawConfig {
             "max_shadows_in_flight",
             "routes",
         ];
-        let fields = Fields::of(value, At::ROOT, &known, "a JSON object with `routes`")?;
+        let fields = Fields::of(value, &At::ROOT, &known, "a JSON object with `routes`")?;
         Ok(RawConfig {
             route_header: fields.optional("route_header", string)?,
             response_header: fields.optional("response_header", string)?,
@@ -102,7 +102,7 @@ impl RawRoute {
             "tag_header",
             "sticky",
         ];
-        let fields = Fields::of(value, *at, &known, "a route object")?;
+        let fields = Fields::of(value, at, &known, "a route object")?;
         Ok(RawRoute {
             name: fields.required("name", string)?,
             hosts: fields.optional("hosts", strings)?,
@@ -120,12 +120,7 @@ impl RawBackend {
     // Out of line: see `Config::from_json` (V8 compile memory).
     #[inline(never)]
     fn decode(value: &Json, at: &At) -> Decoded<Self> {
-        let fields = Fields::of(
-            value,
-            *at,
-            &["cluster", "weight", "tag"],
-            "a backend object",
-        )?;
+        let fields = Fields::of(value, at, &["cluster", "weight", "tag"], "a backend object")?;
         Ok(RawBackend {
             cluster: fields.required("cluster", string)?,
             weight: fields.optional("weight", |v, at| integer(v, at, 0, u64::from(MAX_WEIGHT)))?,
@@ -147,7 +142,7 @@ impl RawMirror {
             "methods",
             "cluster_header",
         ];
-        let fields = Fields::of(value, *at, &known, "a mirror object")?;
+        let fields = Fields::of(value, at, &known, "a mirror object")?;
         Ok(RawMirror {
             cluster: fields.required("cluster", string)?,
             percent: fields.optional("percent", percent)?,
@@ -166,7 +161,7 @@ impl RawOverride {
     #[inline(never)]
     fn decode(value: &Json, at: &At) -> Decoded<Self> {
         let known = ["header", "cookie", "value", "prefix", "present", "backend"];
-        let fields = Fields::of(value, *at, &known, "an override object")?;
+        let fields = Fields::of(value, at, &known, "an override object")?;
         Ok(RawOverride {
             header: fields.optional("header", string)?,
             cookie: fields.optional("cookie", string)?,
@@ -184,7 +179,7 @@ impl RawSticky {
     fn decode(value: &Json, at: &At) -> Decoded<Self> {
         let fields = Fields::of(
             value,
-            *at,
+            at,
             &["header", "cookie", "set_cookie"],
             "a sticky object",
         )?;

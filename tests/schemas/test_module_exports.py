@@ -76,20 +76,14 @@ MAX_FUNCTION_BYTES = 8 * 1024
 
 
 def function_body_sizes(module):
-    offset = 8
-    while offset < len(module):
-        section_id = module[offset]
-        size, body = wasm_exports.read_leb(module, offset + 1)
-        if section_id == CODE_SECTION:
-            count, cursor = wasm_exports.read_leb(module, body)
-            sizes = []
-            for _ in range(count):
-                length, cursor = wasm_exports.read_leb(module, cursor)
-                sizes.append(length)
-                cursor += length
-            return sizes
-        offset = body + size
-    raise ValueError("the module has no code section")
+    _, body, _ = wasm_exports.section(module, CODE_SECTION, "code")
+    count, cursor = wasm_exports.read_leb(module, body)
+    sizes = []
+    for _ in range(count):
+        length, cursor = wasm_exports.read_leb(module, cursor)
+        sizes.append(length)
+        cursor += length
+    return sizes
 
 
 class ModuleFunctions(unittest.TestCase):
