@@ -112,7 +112,7 @@ def count(variant, backend_ports, requests):
 
 def measure(variants, requests):
     """{variant: instructions per request}, with the backends started and stopped here (the
-    empty filter must be built: bench.build_empty_filter)."""
+    reference filters must be built: bench.build_reference_filters)."""
     if not shutil.which("valgrind"):
         sys.exit("bench: valgrind is missing: apt-get install valgrind")
     backend_ports = {"v1": bench.free_port(), "v2": bench.free_port(), "shadow": bench.free_port()}
@@ -151,9 +151,9 @@ def table(results, requests):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--only", default="a,0,s,h,b,c,d,f")
+    parser.add_argument("--only", default="a,n,m,0,s,h,b,c,d,f")
     args = parser.parse_args()
-    bench.build_empty_filter()
+    bench.build_reference_filters()
     print(table(measure(args.only.split(","), args.requests), args.requests))
 
 

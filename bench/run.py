@@ -10,6 +10,10 @@ direct_response backends (pinned to CPU 1, with the load generator):
   0  an empty proxy-wasm filter (bench/empty-filter) exporting the same callbacks as ours
      (tools/wasm_exports.py), then native weighted_clusters: the VM's fixed cost per request,
      which no filter with these callbacks can remove
+  n  the floor of any filter (bench/floor-filter, raw ABI, no SDK): context create and request
+     headers only, then native weighted_clusters
+  m  the floor of any cluster_header split (bench/floor-filter): n plus one 80/20 draw and the
+     header write, routed by cluster_header
   e  the filter loaded but matching no route, then native weighted_clusters
   h  no filter: the client sends `x-split-cluster: v1` itself, routed by cluster_header (what
      Envoy's header routing costs, without any wasm)
@@ -44,6 +48,9 @@ EMPTY = REPO / "bench/empty-filter"
 WORK = REPO / "target/bench"
 EMPTY_SDK_WASM = WORK / "empty-sdk-exports.wasm"  # as cargo builds it: every SDK export
 EMPTY_WASM = WORK / "empty.wasm"  # only the exports split-mirror keeps
+FLOOR = REPO / "bench/floor-filter"
+FLOOR_SPLIT_WASM = WORK / "floor-split.wasm"
+FLOOR_EMPTY_WASM = WORK / "floor-empty.wasm"
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 ROUTER = {"name": "envoy.filters.http.router",
           "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
@@ -52,6 +59,8 @@ VARIANTS = {
     "a": "native weighted_clusters 80/20",
     "b": "filter 80/20 (cluster_header)",
     "0": "empty proxy-wasm filter (our exports) + native 80/20",
+    "n": "floor filter: request headers only (raw ABI) + native 80/20",
+    "m": "floor split: raw-ABI draw + header write (cluster_header)",
     "h": "no filter, client sends the cluster header",
     "e": "filter, no route matched + native 80/20",
     "c": "native 80/20 + native mirror 100 %",
@@ -99,9 +108,9 @@ def proxy_config(variant, port, admin, backends):
         native["request_mirror_policies"] = [{"cluster": "shadow"}]
     routes = [{"match": {"prefix": "/"}, "route": native}]
     filters = [ROUTER]
-    if variant in ("0", "s"):
-        filters = [wasm_filter({}, EMPTY_WASM if variant == "0" else EMPTY_SDK_WASM), ROUTER]
-    if variant in ("b", "d", "e", "x", "h", "f"):
+    if variant in ("0", "s", "n"):
+        filters = [wasm_filter({}, {"0": EMPTY_WASM, "s": EMPTY_SDK_WASM, "n": FLOOR_EMPTY_WASM}[variant]), ROUTER]
+    if variant in ("b", "d", "e", "x", "h", "f", "m"):
         route = {"name": "bench", "backends": [{"cluster": "v1", "weight": 80}, {"cluster": "v2", "weight": 20}]}
         header_route = {"cluster_header": "x-split-cluster"}
         if variant == "d":
@@ -111,7 +120,7 @@ def proxy_config(variant, port, admin, backends):
             header_route["request_mirror_policies"] = [{"cluster_header": MIRROR_HEADER}]
         if variant == "e":
             route["hosts"] = ["never.invalid"]
-        module = ALT_WASM if variant == "x" else WASM
+        module = {"x": ALT_WASM, "m": FLOOR_SPLIT_WASM}.get(variant, WASM)
         filters = [ROUTER] if variant == "h" else [wasm_filter({"routes": [route]}, module), ROUTER]
         routes.insert(0, {"match": {"prefix": "/", "headers": [{"name": "x-split-cluster", "present_match": True}]},
                           "route": header_route})
@@ -136,14 +145,24 @@ def backends_config(ports, admin):
             "static_resources": {"listeners": [listener(n, p) for n, p in ports.items()]}}
 
 
-def build_empty_filter():
-    """The empty filter twice: as cargo builds it, and with split-mirror's exports only."""
-    subprocess.run(["cargo", "build", "--quiet", "--release", "--target", "wasm32-wasip1",
-                    "--manifest-path", str(EMPTY / "Cargo.toml")], check=True)
-    module = (EMPTY / "target/wasm32-wasip1/release/empty_filter.wasm").read_bytes()
+def build_module(crate, *features):
+    """The release module of one of the bench's own crates (bench/empty-filter, bench/floor-filter)."""
+    target = crate / "target" / "-".join(("build",) + features)
+    subprocess.run(["cargo", "build", "--quiet", "--release", "--target", "wasm32-wasip1", "--manifest-path",
+                    str(crate / "Cargo.toml"), "--target-dir", str(target), *(["--features", *features] if features else [])],
+                   check=True)
+    return next((target / "wasm32-wasip1/release").glob("*.wasm")).read_bytes()
+
+
+def build_reference_filters():
+    """The empty SDK filter twice (as cargo builds it, and with split-mirror's exports only) and
+    the raw-ABI floor filter twice (with and without the header write)."""
     WORK.mkdir(parents=True, exist_ok=True)
+    module = build_module(EMPTY)
     EMPTY_SDK_WASM.write_bytes(module)
     EMPTY_WASM.write_bytes(wasm_exports.keep_only(module, wasm_exports.KEEP))
+    FLOOR_SPLIT_WASM.write_bytes(build_module(FLOOR))
+    FLOOR_EMPTY_WASM.write_bytes(build_module(FLOOR, "empty"))
 
 
 def start_envoy(name, config, cpu, admin):
@@ -232,6 +251,8 @@ def report(args, results, rss, machine, instruction_table):
         lines += ["", "| ratio (per round) | req/s min / median / max | CPU/req min / median / max | target |", "|---|---|---|---|",
                   f"| b/a | {fmt(b_a, 3)} | {fmt(b_a_cpu, 3)} | req/s ≥ 0.95: {verdict(b_a[1] >= 0.95)}; CPU ≤ 1.10: {verdict(b_a_cpu[1] <= 1.10)} |",
                   f"| 0/a | {fmt(z_a, 3)} | {fmt(z_a_cpu, 3)} | (empty filter: the VM's fixed cost) |",
+                  f"| n/a | {fmt(ratio('n', 'a', 'rps'), 3)} | {fmt(ratio('n', 'a', 'cpu_us'), 3)} | (floor of any filter: raw ABI, request headers only) |",
+                  f"| m/a | {fmt(ratio('m', 'a', 'rps'), 3)} | {fmt(ratio('m', 'a', 'cpu_us'), 3)} | (floor of any cluster_header split: the least b can cost) |",
                   f"| e/a | {fmt(e_a, 3)} | {fmt(e_a_cpu, 3)} | (our filter, no route matched) |",
                   f"| h/a | {fmt(ratio('h', 'a', 'rps'), 3)} | {fmt(ratio('h', 'a', 'cpu_us'), 3)} | (cluster_header routing, no filter) |",
                   f"| d/c | {fmt(d_c, 3)} | {fmt(d_c_cpu, 3)} | req/s ≥ 0.90: {verdict(d_c[1] >= 0.90)} |",
@@ -254,7 +275,7 @@ def report(args, results, rss, machine, instruction_table):
 
 
 # The native variant each one is compared with, round by round.
-BASELINE = {"b": "a", "0": "a", "h": "a", "e": "a", "x": "a", "d": "c", "f": "c"}
+BASELINE = {"b": "a", "0": "a", "n": "a", "m": "a", "h": "a", "e": "a", "x": "a", "d": "c", "f": "c"}
 
 
 def per_round_table(rows, connections):
@@ -332,7 +353,7 @@ def main():
     ensure_tool("wrk")
     if not args.no_instructions:
         ensure_tool("valgrind")
-    build_empty_filter()
+    build_reference_filters()
     envoys = []
     try:
         backend_ports = {"v1": free_port(), "v2": free_port(), "shadow": free_port()}
@@ -362,7 +383,7 @@ def main():
     instruction_table = None
     if not args.no_instructions:
         import instructions  # bench/instructions.py (imports this module: loaded late)
-        counted = [k for k in ("a", "0", "s", "h", "b", "c", "d", "f") if k in VARIANTS or k == "s"]
+        counted = [k for k in ("a", "n", "m", "0", "s", "h", "b", "c", "d", "f") if k in VARIANTS or k == "s"]
         instruction_table = instructions.table(instructions.measure(counted, 2000), 2000)
     text = report(args, results, rss, machine(), instruction_table)
     args.output.write_text(text)
