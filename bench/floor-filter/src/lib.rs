@@ -1,14 +1,22 @@
-//! The floor of a cluster_header split: the proxy-wasm callbacks Envoy needs (context create,
-//! request headers) and one header write, nothing else. With feature `empty`, no write: the floor
-//! of any filter that sees the request headers. Written against the raw ABI 0.2.1 so that
-//! neither an SDK nor an allocator adds to the cost it measures.
+//! The floors the benchmark compares split-mirror with: the least a proxy-wasm filter can do for
+//! each job, written against the raw ABI 0.2.1 so that no SDK, allocator or state adds to the
+//! cost it measures.
+//!
+//! - default: the split. The callbacks Envoy needs (context create, request headers), one 80/20
+//!   draw and one header write for `cluster_header` (variant m).
+//! - feature `empty`: request headers seen, nothing done (variant n).
+//! - feature `mirror`: the split plus a copy of every request's headers sent to the `shadow`
+//!   cluster by the filter itself, owned by the root context so it outlives the request, as a
+//!   fire-and-forget mirror must (variant k). No in-flight cap, no body, no bookkeeping.
 #![no_std]
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 const REQUEST_HEADERS: u32 = 0;
 const CONTINUE: u32 = 0;
 const CLUSTER_HEADER: &[u8] = b"x-split-cluster";
+const SHADOW_CLUSTER: &[u8] = b"shadow";
+const SHADOW_TIMEOUT_MS: u32 = 5_000;
 
 #[link(wasm_import_module = "env")]
 extern "C" {
@@ -18,6 +26,21 @@ extern "C" {
         key_len: usize,
         value: *const u8,
         value_len: usize,
+    ) -> u32;
+    fn proxy_get_header_map_pairs(map: u32, data: *mut *mut u8, len: *mut usize) -> u32;
+    fn proxy_set_effective_context(context: u32) -> u32;
+    #[allow(clippy::too_many_arguments)]
+    fn proxy_http_call(
+        upstream: *const u8,
+        upstream_len: usize,
+        headers: *const u8,
+        headers_len: usize,
+        body: *const u8,
+        body_len: usize,
+        trailers: *const u8,
+        trailers_len: usize,
+        timeout_ms: u32,
+        token: *mut u32,
     ) -> u32;
 }
 
@@ -33,17 +56,35 @@ fn draw_percent() -> u64 {
     x % 100
 }
 
+/// The host's copies (the request's header pairs) land here: a bump arena, emptied at the start
+/// of each request callback, since nothing it holds outlives one callback.
+const ARENA_SIZE: usize = 64 * 1024;
+static mut ARENA: [u8; ARENA_SIZE] = [0; ARENA_SIZE];
+static ARENA_USED: AtomicUsize = AtomicUsize::new(0);
+
+#[no_mangle]
+pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
+    let start = ARENA_USED.load(Ordering::Relaxed);
+    if size > ARENA_SIZE - start {
+        return core::ptr::null_mut();
+    }
+    ARENA_USED.store(start + size, Ordering::Relaxed);
+    // SAFETY: a single-threaded VM; [start, start + size) is handed out once per callback.
+    unsafe { core::ptr::addr_of_mut!(ARENA).cast::<u8>().add(start) }
+}
+
+/// The root context's id, which owns the shadows (its parent id is 0).
+static ROOT: AtomicU32 = AtomicU32::new(0);
+
 #[no_mangle]
 pub extern "C" fn proxy_abi_version_0_2_1() {}
 
-/// Envoy requires an allocator export; this filter never asks the host for data.
 #[no_mangle]
-pub extern "C" fn proxy_on_memory_allocate(_size: usize) -> *mut u8 {
-    core::ptr::null_mut()
+pub extern "C" fn proxy_on_context_create(context: u32, parent: u32) {
+    if parent == 0 {
+        ROOT.store(context, Ordering::Relaxed);
+    }
 }
-
-#[no_mangle]
-pub extern "C" fn proxy_on_context_create(_context: u32, _parent: u32) {}
 
 #[no_mangle]
 pub extern "C" fn proxy_on_vm_start(_context: u32, _size: usize) -> u32 {
@@ -65,7 +106,8 @@ pub extern "C" fn proxy_on_request_headers(
         return CONTINUE;
     }
     let cluster: &[u8] = if draw_percent() < 80 { b"v1" } else { b"v2" };
-    // SAFETY: both slices outlive the call; the host copies them.
+    // SAFETY (all calls below): every pointer is to memory that outlives the call; the host
+    // copies what it reads.
     unsafe {
         proxy_replace_header_map_value(
             REQUEST_HEADERS,
@@ -75,7 +117,38 @@ pub extern "C" fn proxy_on_request_headers(
             cluster.len(),
         );
     }
+    if cfg!(feature = "mirror") {
+        send_shadow();
+    }
     CONTINUE
+}
+
+/// The request's headers, read in the host's serialized form and passed back unchanged as the
+/// shadow's: the least copying a filter-sent mirror can do.
+fn send_shadow() {
+    ARENA_USED.store(0, Ordering::Relaxed);
+    let mut pairs: *mut u8 = core::ptr::null_mut();
+    let mut len = 0usize;
+    let mut token = 0u32;
+    unsafe {
+        if proxy_get_header_map_pairs(REQUEST_HEADERS, &mut pairs, &mut len) != 0 || pairs.is_null()
+        {
+            return;
+        }
+        proxy_set_effective_context(ROOT.load(Ordering::Relaxed));
+        proxy_http_call(
+            SHADOW_CLUSTER.as_ptr(),
+            SHADOW_CLUSTER.len(),
+            pairs,
+            len,
+            core::ptr::null(),
+            0,
+            core::ptr::null(),
+            0,
+            SHADOW_TIMEOUT_MS,
+            &mut token,
+        );
+    }
 }
 
 #[panic_handler]
