@@ -151,7 +151,7 @@ def table(results, requests):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--only", default="a,n,m,0,s,h,b,c,k,d,f")
+    parser.add_argument("--only", default="a,n,m,0,s,h,b,c,k,d,j,f")
     args = parser.parse_args()
     bench.build_reference_filters()
     print(table(measure(args.only.split(","), args.requests), args.requests))

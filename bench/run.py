@@ -23,6 +23,8 @@ direct_response backends (pinned to CPU 1, with the load generator):
      (`cluster_header` mirror: request_mirror_policies with cluster_header)
   k  the floor of any filter that sends the copies itself (bench/floor-filter): m plus the
      request's headers read and sent to the shadow cluster from the root context
+  j  the floor of f (bench/floor-filter): m plus a second header naming the shadow cluster,
+     which Envoy's request_mirror_policies (cluster_header) mirrors to
 Each round measures every variant in turn (A B A B ...), so drift hits all alike. Then
 bench/instructions.py counts each variant's instructions per request under callgrind (plus
 s: the empty filter with all the SDK's exports), a figure the machine's noise does not move.
@@ -54,6 +56,7 @@ FLOOR = REPO / "bench/floor-filter"
 FLOOR_SPLIT_WASM = WORK / "floor-split.wasm"
 FLOOR_EMPTY_WASM = WORK / "floor-empty.wasm"
 FLOOR_MIRROR_WASM = WORK / "floor-mirror.wasm"
+FLOOR_MIRROR_HEADER_WASM = WORK / "floor-mirror-header.wasm"
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 ROUTER = {"name": "envoy.filters.http.router",
           "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
@@ -70,6 +73,7 @@ VARIANTS = {
     "d": "filter 80/20 + filter mirror 100 %",
     "f": "filter 80/20 + mirror 100 % sent by Envoy (cluster_header)",
     "k": "floor mirror: raw-ABI split + the filter sends each request's headers to shadow",
+    "j": "floor mirror header: raw-ABI split + a header for Envoy's cluster_header mirror",
 }
 MIRROR_HEADER = "x-split-mirror-cluster"
 # Measured only by bench/instructions.py.
@@ -114,17 +118,18 @@ def proxy_config(variant, port, admin, backends):
     filters = [ROUTER]
     if variant in ("0", "s", "n"):
         filters = [wasm_filter({}, {"0": EMPTY_WASM, "s": EMPTY_SDK_WASM, "n": FLOOR_EMPTY_WASM}[variant]), ROUTER]
-    if variant in ("b", "d", "e", "x", "h", "f", "m", "k"):
+    if variant in ("b", "d", "e", "x", "h", "f", "m", "k", "j"):
         route = {"name": "bench", "backends": [{"cluster": "v1", "weight": 80}, {"cluster": "v2", "weight": 20}]}
         header_route = {"cluster_header": "x-split-cluster"}
         if variant == "d":
             route["mirrors"] = [{"cluster": "shadow"}]
-        if variant == "f":
+        if variant in ("f", "j"):
             route["mirrors"] = [{"cluster": "shadow", "cluster_header": MIRROR_HEADER}]
             header_route["request_mirror_policies"] = [{"cluster_header": MIRROR_HEADER}]
         if variant == "e":
             route["hosts"] = ["never.invalid"]
-        module = {"x": ALT_WASM, "m": FLOOR_SPLIT_WASM, "k": FLOOR_MIRROR_WASM}.get(variant, WASM)
+        floors = {"m": FLOOR_SPLIT_WASM, "k": FLOOR_MIRROR_WASM, "j": FLOOR_MIRROR_HEADER_WASM}
+        module = {"x": ALT_WASM, **floors}.get(variant, WASM)
         filters = [ROUTER] if variant == "h" else [wasm_filter({"routes": [route]}, module), ROUTER]
         routes.insert(0, {"match": {"prefix": "/", "headers": [{"name": "x-split-cluster", "present_match": True}]},
                           "route": header_route})
@@ -160,7 +165,7 @@ def build_module(crate, *features):
 
 def build_reference_filters():
     """The empty SDK filter twice (as cargo builds it, and with split-mirror's exports only) and
-    the raw-ABI floor filter three times (nothing done, the split, the split and a mirror)."""
+    the raw-ABI floor filter four times (nothing done, the split, the split with each way to mirror)."""
     WORK.mkdir(parents=True, exist_ok=True)
     module = build_module(EMPTY)
     EMPTY_SDK_WASM.write_bytes(module)
@@ -168,6 +173,7 @@ def build_reference_filters():
     FLOOR_SPLIT_WASM.write_bytes(build_module(FLOOR))
     FLOOR_EMPTY_WASM.write_bytes(build_module(FLOOR, "empty"))
     FLOOR_MIRROR_WASM.write_bytes(build_module(FLOOR, "mirror"))
+    FLOOR_MIRROR_HEADER_WASM.write_bytes(build_module(FLOOR, "mirror-header"))
 
 
 def start_envoy(name, config, cpu, admin):
@@ -236,7 +242,7 @@ def report(args, results, rss, machine, instruction_table):
         for key, label in VARIANTS.items():
             runs = rows[key]
             check = f"v2 {statistics.median(r['v2_share'] for r in runs):.3f}"
-            if key in ("c", "d", "f", "k"):
+            if key in ("c", "d", "f", "k", "j"):
                 check += f", shadow/primary {statistics.median(r['shadow_ratio'] for r in runs):.3f}"
             bad = sum(r["bad"] for r in runs)
             check += f", non-2xx {bad}"
@@ -254,6 +260,7 @@ def report(args, results, rss, machine, instruction_table):
         f_c, f_c_cpu = ratio("f", "c", "rps"), ratio("f", "c", "cpu_us")
         m_a, m_a_cpu = ratio("m", "a", "rps"), ratio("m", "a", "cpu_us")
         k_c, k_c_cpu = ratio("k", "c", "rps"), ratio("k", "c", "cpu_us")
+        j_c, j_c_cpu = ratio("j", "c", "rps"), ratio("j", "c", "cpu_us")
         verdict = lambda ok: "PASS" if ok else "MISS"
         lines += ["", "| ratio (per round) | req/s min / median / max | CPU/req min / median / max | target |", "|---|---|---|---|",
                   f"| b/a | {fmt(b_a, 3)} | {fmt(b_a_cpu, 3)} | req/s ≥ 0.95: {verdict(b_a[1] >= 0.95)}; CPU ≤ 1.10: {verdict(b_a_cpu[1] <= 1.10)} |",
@@ -266,7 +273,9 @@ def report(args, results, rss, machine, instruction_table):
                   f"| d/c | {fmt(d_c, 3)} | {fmt(d_c_cpu, 3)} | req/s ≥ 0.90: {verdict(d_c[1] >= 0.90)} |",
                   f"| f/c | {fmt(f_c, 3)} | {fmt(f_c_cpu, 3)} | req/s ≥ 0.90: {verdict(f_c[1] >= 0.90)} (Envoy sends the copy) |",
                   f"| k/c | {fmt(k_c, 3)} | {fmt(k_c_cpu, 3)} | (floor of any filter sending the copies itself, the least d can cost; "
-                  f"d's target: req/s {verdict(k_c[1] >= 0.90)}) |", ""]
+                  f"d's target: req/s {verdict(k_c[1] >= 0.90)}) |",
+                  f"| j/c | {fmt(j_c, 3)} | {fmt(j_c_cpu, 3)} | (floor of a mirror Envoy sends, the least f can cost; "
+                  f"target: req/s {verdict(j_c[1] >= 0.90)}) |", ""]
         if all(k in rows for k in "abnmcd"):
             lines += [breakdown(rows), ""]
     size_ok = WASM.stat().st_size <= 120 * 1024
@@ -285,7 +294,7 @@ def report(args, results, rss, machine, instruction_table):
 
 
 # The native variant each one is compared with, round by round.
-BASELINE = {"b": "a", "0": "a", "n": "a", "m": "a", "h": "a", "e": "a", "x": "a", "d": "c", "f": "c", "k": "c"}
+BASELINE = {"b": "a", "0": "a", "n": "a", "m": "a", "h": "a", "e": "a", "x": "a", "d": "c", "f": "c", "k": "c", "j": "c"}
 
 
 def per_round_table(rows, connections):
@@ -395,7 +404,7 @@ def main():
     instruction_table = None
     if not args.no_instructions:
         import instructions  # bench/instructions.py (imports this module: loaded late)
-        counted = [k for k in ("a", "n", "m", "0", "s", "h", "b", "c", "k", "d", "f") if k in VARIANTS or k == "s"]
+        counted = [k for k in ("a", "n", "m", "0", "s", "h", "b", "c", "k", "d", "j", "f") if k in VARIANTS or k == "s"]
         instruction_table = instructions.table(instructions.measure(counted, 2000), 2000)
     text = report(args, results, rss, machine(), instruction_table)
     args.output.write_text(text)

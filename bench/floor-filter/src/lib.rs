@@ -8,6 +8,8 @@
 //! - feature `mirror`: the split plus a copy of every request's headers sent to the `shadow`
 //!   cluster by the filter itself, owned by the root context so it outlives the request, as a
 //!   fire-and-forget mirror must (variant k). No in-flight cap, no body, no bookkeeping.
+//! - feature `mirror-header`: the split plus a second header naming the shadow cluster, for
+//!   Envoy's `request_mirror_policies` with `cluster_header` to send the copy (variant j).
 #![no_std]
 
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -17,6 +19,7 @@ const CONTINUE: u32 = 0;
 const CLUSTER_HEADER: &[u8] = b"x-split-cluster";
 const SHADOW_CLUSTER: &[u8] = b"shadow";
 const SHADOW_TIMEOUT_MS: u32 = 5_000;
+const MIRROR_HEADER: &[u8] = b"x-split-mirror-cluster";
 
 #[link(wasm_import_module = "env")]
 extern "C" {
@@ -106,21 +109,27 @@ pub extern "C" fn proxy_on_request_headers(
         return CONTINUE;
     }
     let cluster: &[u8] = if draw_percent() < 80 { b"v1" } else { b"v2" };
-    // SAFETY (all calls below): every pointer is to memory that outlives the call; the host
-    // copies what it reads.
-    unsafe {
-        proxy_replace_header_map_value(
-            REQUEST_HEADERS,
-            CLUSTER_HEADER.as_ptr(),
-            CLUSTER_HEADER.len(),
-            cluster.as_ptr(),
-            cluster.len(),
-        );
+    write_header(CLUSTER_HEADER, cluster);
+    if cfg!(feature = "mirror-header") {
+        write_header(MIRROR_HEADER, SHADOW_CLUSTER);
     }
     if cfg!(feature = "mirror") {
         send_shadow();
     }
     CONTINUE
+}
+
+fn write_header(name: &[u8], value: &[u8]) {
+    // SAFETY: both slices outlive the call; the host copies them.
+    unsafe {
+        proxy_replace_header_map_value(
+            REQUEST_HEADERS,
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        );
+    }
 }
 
 /// The request's headers, read in the host's serialized form and passed back unchanged as the
@@ -130,6 +139,7 @@ fn send_shadow() {
     let mut pairs: *mut u8 = core::ptr::null_mut();
     let mut len = 0usize;
     let mut token = 0u32;
+    // SAFETY: every pointer is to memory that outlives the call; the host copies what it reads.
     unsafe {
         if proxy_get_header_map_pairs(REQUEST_HEADERS, &mut pairs, &mut len) != 0 || pairs.is_null()
         {
