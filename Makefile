@@ -75,9 +75,10 @@ validate: build envoy
 			&& echo "ok: $$config" || { echo "INVALID: $$config"; exit 1; }; \
 	done
 
-# The filter against Envoy's native weighted_clusters and request_mirror_policies, in one run
-# (~20 minutes): wrk rounds, then callgrind's instruction counts; writes BENCHMARKS.md. Installs
-# wrk (Debian) if missing. Not part of make test.
+# The filter against Envoy's native weighted_clusters and request_mirror_policies and against the
+# floors no proxy-wasm filter can go below (bench/floor-filter), in one run (~25 minutes): wrk
+# rounds, then callgrind's instruction counts; writes BENCHMARKS.md. Installs wrk and valgrind
+# (Debian) if missing. Not part of make test.
 bench: build envoy
 	$(PYTHON_VENV) bench/run.py
 
