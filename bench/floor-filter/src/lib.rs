@@ -59,8 +59,8 @@ fn draw_percent() -> u64 {
     x % 100
 }
 
-/// The host's copies (the request's header pairs) land here: a bump arena, emptied at the start
-/// of each request callback, since nothing it holds outlives one callback.
+/// The host's copies (the request's header pairs) land here: a bump arena, emptied before each
+/// read, since nothing it holds outlives the callback that read it.
 const ARENA_SIZE: usize = 64 * 1024;
 static mut ARENA: [u8; ARENA_SIZE] = [0; ARENA_SIZE];
 static ARENA_USED: AtomicUsize = AtomicUsize::new(0);
