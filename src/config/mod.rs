@@ -95,7 +95,7 @@ impl Config {
     pub fn from_json(json: &[u8]) -> Result<Config, ConfigError> {
         let document =
             json::parse(json).map_err(|message| ConfigError(format!("invalid JSON: {message}")))?;
-        let raw = RawConfig::decode(&document).map_err(|e| error::from_decode(&document, e))?;
+        let raw = RawConfig::decode(&document).map_err(|e| error::from_decode(&document, *e))?;
         compile(raw)
     }
 }
