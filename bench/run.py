@@ -10,8 +10,8 @@ direct_response backends (pinned to CPU 1, with the load generator):
   0  an empty proxy-wasm filter (bench/empty-filter) exporting the same callbacks as ours
      (tools/wasm_exports.py), then native weighted_clusters: the VM's fixed cost per request,
      which no filter with these callbacks can remove
-  n  the floor of any filter (bench/floor-filter, raw ABI, no SDK): context create and request
-     headers only, then native weighted_clusters
+  n  the floor of any filter (bench/floor-filter, raw ABI, no SDK): the request-headers callback
+     only (not even context creation), then native weighted_clusters
   m  the floor of any cluster_header split (bench/floor-filter): n plus one 80/20 draw and the
      header write, routed by cluster_header
   e  the filter loaded but matching no route, then native weighted_clusters
@@ -337,8 +337,8 @@ def breakdown(rows):
     gap, any_filter, floor = per_round(rows, "b", "a"), per_round(rows, "n", "a"), per_round(rows, "m", "a")
     shown = lambda us: f"{us:.1f} µs" if us > 0 else f"{us:.1f} µs (none beyond noise)"
     return (f"Split: the filter adds {shown(gap)} of proxy CPU per request over native weighted_clusters "
-            f"(median of per-round differences). The floor of any proxy-wasm filter (n: context create and "
-            f"request headers, nothing else) adds {shown(any_filter)}; the floor of any cluster_header split (m: "
+            f"(median of per-round differences). The floor of any proxy-wasm filter (n: the request-headers "
+            f"callback, nothing else) adds {shown(any_filter)}; the floor of any cluster_header split (m: "
             f"n plus one header write, after which Envoy selects the route again) adds {shown(floor)}. The "
             f"filter costs {shown(gap - floor)} over that floor: the SDK's per-stream context, our two other "
             f"callbacks and our own work. "

@@ -2,8 +2,9 @@
 //! each job, written against the raw ABI 0.2.1 so that no SDK, allocator or state adds to the
 //! cost it measures.
 //!
-//! - default: the split. The callbacks Envoy needs (context create, request headers), one 80/20
-//!   draw and one header write for `cluster_header` (variant m).
+//! - default: the split. Request headers (the one callback a filter needs: even context creation
+//!   is left unexported, Envoy then skips it), one 80/20 draw and one header write for
+//!   `cluster_header` (variant m).
 //! - feature `empty`: request headers seen, nothing done (variant n).
 //! - feature `mirror`: the split plus a copy of every request's headers sent to the `shadow`
 //!   cluster by the filter itself, owned by the root context so it outlives the request, as a
@@ -76,18 +77,11 @@ pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
     unsafe { core::ptr::addr_of_mut!(ARENA).cast::<u8>().add(start) }
 }
 
-/// The root context's id, which owns the shadows (its parent id is 0).
+/// The root context's id, which owns the shadows.
 static ROOT: AtomicU32 = AtomicU32::new(0);
 
 #[no_mangle]
 pub extern "C" fn proxy_abi_version_0_2_1() {}
-
-#[no_mangle]
-pub extern "C" fn proxy_on_context_create(context: u32, parent: u32) {
-    if parent == 0 {
-        ROOT.store(context, Ordering::Relaxed);
-    }
-}
 
 #[no_mangle]
 pub extern "C" fn proxy_on_vm_start(_context: u32, _size: usize) -> u32 {
@@ -95,7 +89,8 @@ pub extern "C" fn proxy_on_vm_start(_context: u32, _size: usize) -> u32 {
 }
 
 #[no_mangle]
-pub extern "C" fn proxy_on_configure(_context: u32, _size: usize) -> u32 {
+pub extern "C" fn proxy_on_configure(root: u32, _size: usize) -> u32 {
+    ROOT.store(root, Ordering::Relaxed);
     1
 }
 
