@@ -57,6 +57,9 @@ FLOOR_SPLIT_WASM = WORK / "floor-split.wasm"
 FLOOR_EMPTY_WASM = WORK / "floor-empty.wasm"
 FLOOR_MIRROR_WASM = WORK / "floor-mirror.wasm"
 FLOOR_MIRROR_HEADER_WASM = WORK / "floor-mirror-header.wasm"
+# The variants that load one of the bench's own modules instead of split-mirror.
+REFERENCE_MODULES = {"0": EMPTY_WASM, "s": EMPTY_SDK_WASM, "n": FLOOR_EMPTY_WASM, "m": FLOOR_SPLIT_WASM,
+                     "k": FLOOR_MIRROR_WASM, "j": FLOOR_MIRROR_HEADER_WASM}
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 ROUTER = {"name": "envoy.filters.http.router",
           "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
@@ -117,7 +120,7 @@ def proxy_config(variant, port, admin, backends):
     routes = [{"match": {"prefix": "/"}, "route": native}]
     filters = [ROUTER]
     if variant in ("0", "s", "n"):
-        filters = [wasm_filter({}, {"0": EMPTY_WASM, "s": EMPTY_SDK_WASM, "n": FLOOR_EMPTY_WASM}[variant]), ROUTER]
+        filters = [wasm_filter({}, REFERENCE_MODULES[variant]), ROUTER]
     if variant in ("b", "d", "e", "x", "h", "f", "m", "k", "j"):
         route = {"name": "bench", "backends": [{"cluster": "v1", "weight": 80}, {"cluster": "v2", "weight": 20}]}
         header_route = {"cluster_header": "x-split-cluster"}
@@ -128,8 +131,7 @@ def proxy_config(variant, port, admin, backends):
             header_route["request_mirror_policies"] = [{"cluster_header": MIRROR_HEADER}]
         if variant == "e":
             route["hosts"] = ["never.invalid"]
-        floors = {"m": FLOOR_SPLIT_WASM, "k": FLOOR_MIRROR_WASM, "j": FLOOR_MIRROR_HEADER_WASM}
-        module = {"x": ALT_WASM, **floors}.get(variant, WASM)
+        module = {"x": ALT_WASM, **REFERENCE_MODULES}.get(variant, WASM)
         filters = [ROUTER] if variant == "h" else [wasm_filter({"routes": [route]}, module), ROUTER]
         routes.insert(0, {"match": {"prefix": "/", "headers": [{"name": "x-split-cluster", "present_match": True}]},
                           "route": header_route})
@@ -242,7 +244,7 @@ def report(args, results, rss, machine, instruction_table):
         for key, label in VARIANTS.items():
             runs = rows[key]
             check = f"v2 {statistics.median(r['v2_share'] for r in runs):.3f}"
-            if key in ("c", "d", "f", "k", "j"):
+            if key == "c" or BASELINE.get(key) == "c":  # native mirroring and what is compared with it
                 check += f", shadow/primary {statistics.median(r['shadow_ratio'] for r in runs):.3f}"
             bad = sum(r["bad"] for r in runs)
             check += f", non-2xx {bad}"
