@@ -5,6 +5,8 @@
 //! Everything except [`adapter`] is plain Rust that never calls the host, so it is unit-tested
 //! natively with `cargo test`. `adapter` is the only module that talks to proxy-wasm.
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod check;
 pub mod config;
 pub mod hosts;
 pub mod metrics;

@@ -7,7 +7,7 @@ use crate::metrics::{
 };
 use crate::routing::Reason;
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{LogLevel, MetricType};
+use proxy_wasm::types::MetricType;
 
 /// A defined counter, or `None` if the host refused the definition.
 #[derive(Clone, Copy, Debug)]
@@ -22,10 +22,7 @@ impl Counter {
         match hostcalls::define_metric(kind, name) {
             Ok(id) => Counter(Some(id)),
             Err(status) => {
-                super::log(
-                    LogLevel::Warn,
-                    &format!("split-mirror: cannot define metric {name}: {status:?}"),
-                );
+                log::warn!("split-mirror: cannot define metric {name}: {status:?}");
                 Counter(None)
             }
         }

@@ -7,7 +7,6 @@ use crate::metrics::MirrorOutcome;
 use crate::mirror::{InFlight, Shadow, Skip};
 use crate::random::Rng;
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::LogLevel;
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
@@ -67,10 +66,7 @@ impl Filter {
         if !self.tick_running.get() {
             // Wakes the root context (the tick belongs to the request's root).
             if let Err(status) = hostcalls::set_tick_period(OUTBOX_TICK) {
-                super::log(
-                    LogLevel::Warn,
-                    &format!("split-mirror: cannot schedule mirroring ({status:?})"),
-                );
+                log::warn!("split-mirror: cannot schedule mirroring ({status:?})");
                 let failed = MirrorOutcome::DispatchFailed;
                 self.counters.mirror(shadow.route, shadow.mirror, failed);
                 return;

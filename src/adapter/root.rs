@@ -5,8 +5,9 @@ use super::host::{now_ms, Filter};
 use super::http::SplitMirrorHttp;
 use crate::config::Config;
 use crate::metrics::MirrorOutcome;
+use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{ContextType, LogLevel};
+use proxy_wasm::types::ContextType;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -44,12 +45,9 @@ impl SplitMirrorRoot {
                         MirrorOutcome::Mirrored
                     }
                     Err(status) => {
-                        super::log(
-                            LogLevel::Debug,
-                            &format!(
-                                "split-mirror: mirror to {} failed: {status:?}",
-                                mirror.cluster
-                            ),
+                        log::debug!(
+                            "split-mirror: mirror to {} failed: {status:?}",
+                            mirror.cluster
                         );
                         MirrorOutcome::DispatchFailed
                     }
@@ -71,6 +69,10 @@ impl Context for SplitMirrorRoot {
 
 impl RootContext for SplitMirrorRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        // Follow Envoy's log level (it may have changed since the VM started).
+        if let Ok(level) = hostcalls::get_log_level() {
+            proxy_wasm::set_log_level(level);
+        }
         let json = self.get_plugin_configuration().unwrap_or_default();
         match Config::from_json(&json) {
             Ok(config) => {
@@ -79,10 +81,7 @@ impl RootContext for SplitMirrorRoot {
             }
             Err(error) => {
                 // Returning false makes Envoy refuse this configuration and keep the old one.
-                super::log(
-                    LogLevel::Error,
-                    &format!("split-mirror: invalid configuration: {error}"),
-                );
+                log::error!("split-mirror: invalid configuration: {error}");
                 false
             }
         }

@@ -78,15 +78,15 @@ pub(super) fn compile_mirror(
     };
     Ok(Mirror {
         cluster: raw.cluster,
-        per_million: raw.percent.unwrap_or(PER_MILLION),
+        per_million: raw.percent.map_or(PER_MILLION, |p| p.0),
         host_suffix,
         // Both bounded by their deserializers (600,000 and 64 MiB): the casts cannot truncate.
         timeout_ms: raw
             .timeout_ms
-            .map_or(DEFAULT_MIRROR_TIMEOUT_MS, |t| t as u32),
+            .map_or(DEFAULT_MIRROR_TIMEOUT_MS, |t| t.0 as u32),
         max_body_bytes: raw
             .max_body_bytes
-            .map_or(DEFAULT_MAX_BODY_BYTES, |b| b as usize),
+            .map_or(DEFAULT_MAX_BODY_BYTES, |b| b.0 as usize),
         methods,
         cluster_header,
     })

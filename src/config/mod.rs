@@ -1,12 +1,11 @@
 //! Configuration: parsed and validated once in `on_configure`, then shared read-only by every
 //! request. The JSON format is documented in README.md ("Configuration reference").
 
-mod decode;
 mod error;
-pub mod json;
 mod mirror;
-mod raw;
+pub mod raw;
 mod release;
+mod values;
 
 pub use error::ConfigError;
 
@@ -87,17 +86,24 @@ impl Config {
     /// Parses and validates the plugin configuration (Envoy `configuration`, Istio
     /// `pluginConfig`). The error names the route and the field.
     ///
-    /// Its steps are kept out of line (`#[inline(never)]` on parse, decode and compile): inlined
-    /// into this one function they made a 20 KB wasm function, and V8 compiling it cost every
-    /// Envoy process ~7 MB of resident memory (measured: +30 MB over native Envoy inlined, +24 MB
-    /// out of line, against +21 MB for an empty filter). `tests/schemas/test_module_exports.py` keeps every
-    /// function of the module under 8 KB.
+    /// Its steps are kept out of line (`#[inline(never)]` on parse and compile): inlined into
+    /// one function they made a 20 KB wasm function, and V8 compiling it cost every Envoy
+    /// process ~7 MB of resident memory (measured with the earlier hand-written parser: +30 MB
+    /// over native Envoy inlined, +24 MB out of line, against +21 MB for an empty filter).
     pub fn from_json(json: &[u8]) -> Result<Config, ConfigError> {
-        let document =
-            json::parse(json).map_err(|message| ConfigError(format!("invalid JSON: {message}")))?;
-        let raw = RawConfig::decode(&document).map_err(|e| error::from_decode(&document, *e))?;
-        compile(raw)
+        compile(parse(json)?)
     }
+}
+
+/// serde_json with the path of the failing field (serde_path_to_error). Nesting is bounded by
+/// serde_json's recursion limit (128 levels): hostile input cannot overflow the stack.
+#[inline(never)]
+pub fn parse(json: &[u8]) -> Result<RawConfig, ConfigError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    let values::Object(raw) = serde_path_to_error::deserialize(&mut deserializer)
+        .map_err(|e| error::from_serde(json, e))?;
+    deserializer.end().map_err(|e| error::invalid_json(&e))?;
+    Ok(raw)
 }
 
 // Out of line: see `Config::from_json` (V8 compile memory).
@@ -115,7 +121,7 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         ));
     }
     let mut routes: Vec<Route> = Vec::with_capacity(raw.routes.len());
-    for (index, raw_route) in raw.routes.into_iter().enumerate() {
+    for (index, values::Object(raw_route)) in raw.routes.into_iter().enumerate() {
         let label = route_label(Some(&raw_route.name), index);
         check_label(&raw_route.name, "string")
             .map_err(|m| in_route(&route_label(None, index), "name", m))?;
@@ -149,7 +155,7 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     }
     let max_shadows_in_flight = raw
         .max_shadows_in_flight
-        .map_or(DEFAULT_MAX_SHADOWS_IN_FLIGHT, |n| n as usize);
+        .map_or(DEFAULT_MAX_SHADOWS_IN_FLIGHT, |n| n.0 as usize);
     Ok(Config {
         route_header,
         response_header,
@@ -185,7 +191,7 @@ fn compile_route(raw: RawRoute, label: &str) -> Result<Route, ConfigError> {
         ));
     }
     let mut backends: Vec<Backend> = Vec::with_capacity(raw.backends.len());
-    for (i, backend) in raw.backends.into_iter().enumerate() {
+    for (i, values::Object(backend)) in raw.backends.into_iter().enumerate() {
         check_label(&backend.cluster, "cluster name")
             .map_err(|m| in_route(label, &format!("backends[{i}].cluster"), m))?;
         if let Some(first) = backends
@@ -209,7 +215,7 @@ fn compile_route(raw: RawRoute, label: &str) -> Result<Route, ConfigError> {
             tag,
             cluster: backend.cluster,
             // At most MAX_WEIGHT: the cast cannot truncate.
-            weight: backend.weight.map_or(1, |w| w as u32),
+            weight: backend.weight.map_or(1, |w| w.0 as u32),
         });
     }
     let weights: Vec<u32> = backends.iter().map(|b| b.weight).collect();
@@ -221,7 +227,7 @@ fn compile_route(raw: RawRoute, label: &str) -> Result<Route, ConfigError> {
         )
     })?;
     let mut mirrors: Vec<Mirror> = Vec::new();
-    for (i, raw_mirror) in raw.mirrors.unwrap_or_default().into_iter().enumerate() {
+    for (i, values::Object(raw_mirror)) in raw.mirrors.unwrap_or_default().into_iter().enumerate() {
         let mirror = mirror::compile_mirror(raw_mirror, label, i)?;
         if let Some(first) = mirrors.iter().position(|m| m.cluster == mirror.cluster) {
             return Err(in_route(
@@ -248,7 +254,7 @@ fn compile_route(raw: RawRoute, label: &str) -> Result<Route, ConfigError> {
     let release = release::compile(
         raw.overrides.unwrap_or_default(),
         raw.tag_header,
-        raw.sticky,
+        raw.sticky.map(|values::Object(sticky)| sticky),
         &backends,
         &hosts,
         label,

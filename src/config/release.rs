@@ -2,6 +2,7 @@
 
 use super::error::in_route;
 use super::raw::{RawOverride, RawSticky};
+use super::values::Object;
 use super::{check_header_name, Backend, ConfigError, Override, Sticky};
 use crate::hosts::HostPattern;
 use crate::routing::keys::{KeySource, ValueMatch};
@@ -17,7 +18,7 @@ pub(super) struct Release {
 // Out of line: see `Config::from_json` (V8 compile memory).
 #[inline(never)]
 pub(super) fn compile(
-    raw_overrides: Vec<RawOverride>,
+    raw_overrides: Vec<Object<RawOverride>>,
     raw_tag_header: Option<String>,
     raw_sticky: Option<RawSticky>,
     backends: &[Backend],
@@ -25,7 +26,7 @@ pub(super) fn compile(
     label: &str,
 ) -> Result<Release, ConfigError> {
     let mut overrides = Vec::with_capacity(raw_overrides.len());
-    for (i, raw) in raw_overrides.into_iter().enumerate() {
+    for (i, Object(raw)) in raw_overrides.into_iter().enumerate() {
         overrides.push(
             compile_override(raw, backends)
                 .map_err(|(field, m)| in_route(label, &format!("overrides[{i}].{field}"), m))?,

@@ -611,3 +611,40 @@ fn duplicate_keys_and_nulls() {
     assert_eq!(config.route_header, DEFAULT_ROUTE_HEADER);
     assert_eq!(config.routes[0].backends[0].weight, 1);
 }
+
+#[test]
+fn deep_nesting_is_refused_not_overflowed() {
+    let deep = "[".repeat(100_000);
+    let in_a_weight =
+        format!(r#"{{"routes": [{{"name": "r", "backends": [{{"cluster": "a", "weight": {deep}"#);
+    let message = Config::from_json(in_a_weight.as_bytes()).unwrap_err().0;
+    assert!(
+        message.starts_with("invalid JSON: recursion limit exceeded"),
+        "{message}"
+    );
+    // Read leniently to name the route of an error, the document is still bounded.
+    let after_an_error = format!(r#"{{"routes": [{{"name": 5, "x": {deep}"#);
+    let message = Config::from_json(after_an_error.as_bytes()).unwrap_err().0;
+    assert!(
+        message.starts_with("routes[0]: name: expected a string"),
+        "{message}"
+    );
+    let message = Config::from_json(deep.as_bytes()).unwrap_err().0;
+    assert_eq!(
+        message,
+        "expected a JSON object with `routes`, got an array"
+    );
+}
+
+#[test]
+fn errors_name_the_route_even_when_its_name_comes_later() {
+    let message = Config::from_json(
+        br#"{"routes": [{"backends": [{"cluster": "a", "weight": -1}], "name": "late"}]}"#,
+    )
+    .unwrap_err()
+    .0;
+    assert_eq!(
+        message,
+        "route \"late\": backends[0].weight: expected an integer 0..=1000000, got -1"
+    );
+}

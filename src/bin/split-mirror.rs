@@ -1,0 +1,77 @@
+//! `split-mirror check FILE...` and `split-mirror schema`: see `split_mirror::check`.
+
+#[cfg(not(target_arch = "wasm32"))]
+fn main() -> std::process::ExitCode {
+    cli::run(std::env::args().skip(1).collect())
+}
+
+// The module is built with `--lib`; a wasm build of this command has nothing to do.
+#[cfg(target_arch = "wasm32")]
+fn main() {}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod cli {
+    use split_mirror::check::{configurations, schema, summary};
+    use split_mirror::config::Config;
+    use std::process::ExitCode;
+
+    const USAGE: &str =
+        "usage: split-mirror check FILE...   validate configurations as the filter does \
+(JSON; YAML with WasmPlugins or Envoy configs)
+       split-mirror schema          print the configuration's JSON Schema";
+
+    pub fn run(args: Vec<String>) -> ExitCode {
+        match args.first().map(String::as_str) {
+            Some("check") if args.len() > 1 => check(&args[1..]),
+            Some("schema") if args.len() == 1 => {
+                print!("{}", schema());
+                ExitCode::SUCCESS
+            }
+            _ => {
+                eprintln!("{USAGE}");
+                ExitCode::from(2)
+            }
+        }
+    }
+
+    /// Exit 0 when every configuration in every file is valid, 1 otherwise.
+    fn check(files: &[String]) -> ExitCode {
+        let mut all_valid = true;
+        for file in files {
+            let found = std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read: {e}"))
+                .and_then(|text| configurations(file, &text));
+            let found = match found {
+                Ok(found) => found,
+                Err(message) => {
+                    println!("{file}: {message}");
+                    all_valid = false;
+                    continue;
+                }
+            };
+            for config in found {
+                let place = if config.place.is_empty() {
+                    file.clone()
+                } else {
+                    format!("{file}: {}", config.place)
+                };
+                match Config::from_json(config.json.as_bytes()) {
+                    Ok(valid) => print!("{place}: valid\n{}", indent(&summary(&valid))),
+                    Err(error) => {
+                        println!("{place}: invalid configuration: {error}");
+                        all_valid = false;
+                    }
+                }
+            }
+        }
+        if all_valid {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        }
+    }
+
+    fn indent(text: &str) -> String {
+        text.lines().map(|line| format!("  {line}\n")).collect()
+    }
+}

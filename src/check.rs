@@ -1,0 +1,235 @@
+//! `split-mirror check`: the filter's own validation (`Config::from_json`, the code Envoy runs
+//! in `on_configure`) on configuration files, without an Envoy, for GitOps pipelines; and
+//! `split-mirror schema`: the published JSON Schema, generated from the types the filter reads.
+//! Native only: nothing here enters the wasm module.
+
+use crate::config::raw::RawConfig;
+use crate::config::Config;
+use crate::hosts::HostPattern;
+use crate::routing::keys::{KeySource, ValueMatch};
+use serde::Deserialize;
+use serde_json::Value;
+use std::fmt::Write as _;
+
+/// Where the published schema lives in the repository, and its `$id`.
+pub const SCHEMA_PATH: &str = "schema/split-mirror.schema.json";
+pub const SCHEMA_ID: &str =
+    "https://raw.githubusercontent.com/split-mirror/split-mirror/main/schema/split-mirror.schema.json";
+
+/// The JSON Schema (draft 2020-12) of the configuration, as shipped at [`SCHEMA_PATH`].
+pub fn schema() -> String {
+    let mut schema = schemars::schema_for!(RawConfig);
+    schema.insert("$id".into(), Value::String(SCHEMA_ID.into()));
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// One configuration found in a file: where it is (`""` for the whole file, else e.g.
+/// `WasmPlugin httpbin-split` or `steps[2].config`) and its JSON text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    pub place: String,
+    pub json: String,
+}
+
+/// The configurations in a file. `.json`: the file itself, or each `steps[].config` of a
+/// harness scenario. `.yaml`/`.yml`: the `pluginConfig` of every WasmPlugin, and the
+/// `configuration` string of every Envoy wasm filter (`StringValue`). The error says why the
+/// file could not be read.
+pub fn configurations(name: &str, text: &str) -> Result<Vec<Found>, String> {
+    if name.ends_with(".yaml") || name.ends_with(".yml") {
+        let mut found = Vec::new();
+        for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+            let value = serde_yaml_ng::Value::deserialize(document)
+                .map_err(|e| format!("invalid YAML: {e}"))?;
+            let value: Value = serde_json::to_value(value)
+                .map_err(|e| format!("YAML document {index}: not JSON-compatible: {e}"))?;
+            from_yaml_document(&value, index, &mut found);
+        }
+        if found.is_empty() {
+            return Err(
+                "no WasmPlugin pluginConfig and no Envoy wasm `configuration` found".into(),
+            );
+        }
+        return Ok(found);
+    }
+    let value: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
+    match value.get("steps").and_then(Value::as_array) {
+        Some(steps) if value.get("routes").is_none() => Ok(steps
+            .iter()
+            .enumerate()
+            .filter_map(|(i, step)| {
+                Some(Found {
+                    place: format!("steps[{i}].config"),
+                    json: step.get("config")?.to_string(),
+                })
+            })
+            .collect()),
+        // The file's own bytes, so errors and numbers are exactly what Envoy would see.
+        _ => Ok(vec![Found {
+            place: String::new(),
+            json: text.to_string(),
+        }]),
+    }
+}
+
+fn from_yaml_document(document: &Value, index: usize, found: &mut Vec<Found>) {
+    if document.get("kind").and_then(Value::as_str) == Some("WasmPlugin") {
+        let name = document
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("(unnamed)");
+        if let Some(config) = document.pointer("/spec/pluginConfig") {
+            found.push(Found {
+                place: format!("WasmPlugin {name}"),
+                json: config.to_string(),
+            });
+        }
+        return;
+    }
+    let mut path = format!("document {index}");
+    envoy_configurations(document, &mut path, found);
+}
+
+/// Every `configuration: {"@type": ...StringValue, value: "..."}` below `value`: the plugin
+/// configuration of an Envoy wasm filter.
+fn envoy_configurations(value: &Value, path: &mut String, found: &mut Vec<Found>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(text) = map
+                .get("configuration")
+                .filter(|c| {
+                    c.get("@type").and_then(Value::as_str)
+                        == Some("type.googleapis.com/google.protobuf.StringValue")
+                })
+                .and_then(|c| c.get("value"))
+                .and_then(Value::as_str)
+            {
+                let filter = map
+                    .get("name")
+                    .or_else(|| map.get("root_id"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("wasm filter");
+                found.push(Found {
+                    place: format!("{path}: {filter}"),
+                    json: text.to_string(),
+                });
+            }
+            for (key, child) in map {
+                let len = path.len();
+                let _ = write!(path, ".{key}");
+                envoy_configurations(child, path, found);
+                path.truncate(len);
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                let len = path.len();
+                let _ = write!(path, "[{i}]");
+                envoy_configurations(child, path, found);
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// What the filter will do with a valid configuration, route by route.
+pub fn summary(config: &Config) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "route header: {}", config.route_header);
+    for route in &config.routes {
+        let hosts: Vec<String> = route
+            .hosts
+            .iter()
+            .map(|host| match host {
+                HostPattern::Exact(name) => name.clone(),
+                HostPattern::Subdomains(suffix) => format!("*{suffix}"),
+            })
+            .collect();
+        let hosts = if hosts.is_empty() {
+            "any host".to_string()
+        } else {
+            hosts.join(", ")
+        };
+        let _ = writeln!(
+            out,
+            "route \"{}\": {hosts}; path prefix {}",
+            route.name, route.path_prefix
+        );
+        let total = route.split.total() as f64;
+        let backends: Vec<String> = route
+            .backends
+            .iter()
+            .map(|b| {
+                let share = f64::from(b.weight) * 100.0 / total;
+                match &b.tag {
+                    Some(tag) => format!("{} {share:.2} % (tag {tag})", b.cluster),
+                    None => format!("{} {share:.2} %", b.cluster),
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "  backends: {}", backends.join(", "));
+        let cluster = |index: usize| route.backends[index].cluster.as_str();
+        if !route.tagged_hosts.is_empty() {
+            let tagged: Vec<String> = route
+                .tagged_hosts
+                .iter()
+                .map(|(host, backend)| format!("{host} -> {}", cluster(*backend)))
+                .collect();
+            let _ = writeln!(out, "  tagged hosts: {}", tagged.join(", "));
+        }
+        if let Some(header) = &route.tag_header {
+            let _ = writeln!(out, "  tag header: {header}");
+        }
+        for rule in &route.overrides {
+            let condition = match &rule.value {
+                ValueMatch::Exact(v) => format!("= \"{}\"", String::from_utf8_lossy(v)),
+                ValueMatch::Prefix(v) => format!("starts with \"{}\"", String::from_utf8_lossy(v)),
+                ValueMatch::Present => "present".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "  override: {} {condition} -> {}",
+                source_text(&rule.source),
+                cluster(rule.backend)
+            );
+        }
+        if let Some(sticky) = &route.sticky {
+            let minted = if sticky.set_cookie {
+                " (minted when missing)"
+            } else {
+                ""
+            };
+            let _ = writeln!(out, "  sticky: {}{minted}", source_text(&sticky.source));
+        }
+        for mirror in &route.mirrors {
+            let percent = f64::from(mirror.per_million) / 10_000.0;
+            let sender = match &mirror.cluster_header {
+                Some(header) => format!("sent by Envoy through {header}"),
+                None => format!("timeout {} ms", mirror.timeout_ms),
+            };
+            let methods = mirror
+                .methods
+                .as_ref()
+                .map_or(String::new(), |m| format!(", {}", m.join(" ")));
+            let _ = writeln!(
+                out,
+                "  mirror: {} {percent} % ({sender}{methods})",
+                mirror.cluster
+            );
+        }
+    }
+    out
+}
+
+fn source_text(source: &KeySource) -> String {
+    match source {
+        KeySource::Header(name) => format!("header {name}"),
+        KeySource::Cookie(name) => format!("cookie {name}"),
+    }
+}
+
+#[cfg(test)]
+mod tests;
