@@ -18,7 +18,7 @@ PYTHON_VENV := $(VENV)/bin/python
 # Every Envoy config we ship; `make validate` checks each with `envoy --mode validate`.
 ENVOY_CONFIGS := envoy/envoy.yaml envoy/backends.yaml $(wildcard envoy/envoy-*.yaml)
 
-.PHONY: bench bench-instructions optimize oci soak build fault-build wasm-target envoy run demo test lint validate fuzz fuzz-smoke fuzz-tool clean
+.PHONY: check schema bench bench-instructions optimize oci soak build fault-build wasm-target envoy run demo test lint validate fuzz fuzz-smoke fuzz-tool clean
 
 # The release module, then only the exports the filter uses (tools/wasm_exports.py: Envoy calls
 # no callback a module does not export). The linker is rust-lld through tools/wasm_link.py, which
@@ -63,6 +63,18 @@ test: build fault-build envoy
 	$(CARGO) test --lib
 	SPLIT_MIRROR_FAULT_WASM=$(FAULT_WASM) $(CARGO) test --test '*'
 	$(PYTHON_VENV) -m unittest discover -s tests/schemas -v
+
+# The filter's own validation on configuration files, without an Envoy (what a GitOps pipeline
+# runs before it applies a WasmPlugin): JSON files, harness scenarios, YAML with WasmPlugins or
+# Envoy configs. Prints the error Envoy would log, or a summary per route; exits 0 or 1.
+CONFIG ?= envoy/envoy.yaml
+check:
+	$(CARGO) run --quiet --release --bin split-mirror -- check $(CONFIG)
+
+# Regenerates the published JSON Schema from the configuration types (a unit test fails when the
+# shipped file is stale).
+schema:
+	$(CARGO) run --quiet --bin split-mirror -- schema > schema/split-mirror.schema.json
 
 lint: wasm-target
 	$(CARGO) fmt --check
