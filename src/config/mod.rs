@@ -14,6 +14,7 @@ use crate::mirror::Mirror;
 use crate::routing::keys::{KeySource, ValueMatch};
 use crate::weights::WeightTable;
 use error::{in_route, route_label};
+use std::collections::HashMap;
 use raw::{RawConfig, RawRoute};
 
 pub const DEFAULT_ROUTE_HEADER: &str = "x-split-cluster";
@@ -121,18 +122,20 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         ));
     }
     let mut routes: Vec<Route> = Vec::with_capacity(raw.routes.len());
+    let mut first_of_name: HashMap<String, usize> = HashMap::with_capacity(raw.routes.len());
     for (index, values::Object(raw_route)) in raw.routes.into_iter().enumerate() {
         let label = route_label(Some(&raw_route.name), index);
         check_label(&raw_route.name, "string")
             .map_err(|m| in_route(&route_label(None, index), "name", m))?;
-        // Routes are few: a linear search keeps std's HashMap (and its seeding) out of the module.
-        if let Some(first) = routes.iter().position(|r| r.name == raw_route.name) {
+        // A gateway may hold thousands of routes: a linear search here was quadratic.
+        if let Some(&first) = first_of_name.get(raw_route.name.as_str()) {
             return Err(in_route(
                 &label,
                 "name",
                 format!("duplicate route name (routes[{first}] and routes[{index}])"),
             ));
         }
+        first_of_name.insert(raw_route.name.clone(), index);
         routes.push(compile_route(raw_route, &label)?);
     }
     let response_header = raw
