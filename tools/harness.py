@@ -248,13 +248,24 @@ def bar(share):
 
 
 def split_counters(front, route):
-    """{backend: requests} from the filter's own counters for `route`, all reasons summed."""
+    """{(backend, reason): requests} from the filter's own counters for `route`."""
     totals = {}
     for name, value in front.counters("split_mirror_requests_total").items():
-        parts = dict(p.split("=", 1) for p in name.split(";")[1:])
+        parts = dict(p.split("=", 1) for p in name.split(";")[1:] if "=" in p)
         if parts.get("route") == route:
-            totals[parts["backend"]] = totals.get(parts["backend"], 0) + value
+            key = (parts.get("backend", "?"), parts.get("reason", "?"))
+            totals[key] = totals.get(key, 0) + value
     return totals
+
+
+# The decision reasons besides `weight` (the filter's metric label), each reported on its own
+# line: only requests drawn by weight are compared with the weights.
+OTHER_REASONS = {
+    "tag": "by tag",
+    "override": "by override",
+    "sticky": "by sticky key",
+    "fallback": "weight fallback",  # drawn by weight after an unknown tag or a missing sticky key
+}
 
 
 def backend_received(backends):
@@ -264,16 +275,27 @@ def backend_received(backends):
 
 
 def chart(harness, filter_config, route_name, before, received_before, results):
+    """Requests routed by weight against the configured weights; those a tag, an override, a
+    sticky key or a fallback routed, per backend on their own lines."""
     route = next(r for r in filter_config["routes"] if r["name"] == route_name)
     weights = {b["cluster"]: b.get("weight", 1) for b in route["backends"]}
     total_weight = sum(weights.values()) or 1
     after = split_counters(harness.front, route_name)
-    counts = {c: after.get(c, 0) - before.get(c, 0) for c in weights}
-    routed = sum(counts.values()) or 1
+    delta = {key: value - before.get(key, 0) for key, value in after.items() if value - before.get(key, 0)}
+    counts = {c: delta.get((c, "weight"), 0) for c in weights}
+    weighted = sum(counts.values())
     print(f"  {'backend':<16}{'configured':>11}{'observed':>10}{'count':>7}")
     for cluster, weight in weights.items():
-        share = counts[cluster] / routed
-        print(f"  {cluster:<16}{100 * weight / total_weight:>9.1f} %{100 * share:>8.1f} %{counts[cluster]:>7}  {bar(share)}")
+        share = counts[cluster] / (weighted or 1)
+        line = f"  {cluster:<16}{100 * weight / total_weight:>9.1f} %{100 * share:>8.1f} %{counts[cluster]:>7}  {bar(share)}"
+        print(line.rstrip())
+    others = {reason: {c: n for (c, r), n in sorted(delta.items()) if r == reason} for reason in OTHER_REASONS}
+    others = {reason: by_backend for reason, by_backend in others.items() if by_backend}
+    if others:
+        routed = weighted + sum(sum(by_backend.values()) for by_backend in others.values())
+        print(f"  observed: shares of the {weighted} of {routed} requests routed by weight; the other {routed - weighted}:")
+        for reason, by_backend in others.items():
+            print(f"  {OTHER_REASONS[reason]:<16}" + ", ".join(f"{c} {n}" for c, n in by_backend.items()))
     received = backend_received(harness.backends)
     for mirror in route.get("mirrors", []):
         got = received.get(mirror["cluster"], 0) - received_before.get(mirror["cluster"], 0)

@@ -1,14 +1,18 @@
-"""The docker-compose harness: valid per the Compose Specification schema, and running exactly the
-Envoy configs (and module path) the native harness runs."""
+"""The docker-compose harness: valid per the Compose Specification schema (the copy vendored in
+PyPI's check-jsonschema), and running exactly the Envoy configs (and module path) the native
+harness runs."""
 import copy
+import pathlib
 import re
 import subprocess
+import sys
+import tempfile
 import unittest
 
 import jsonschema
 import yaml
 
-from support import REPO, envoy_bin, envoy_validate, shared_dir
+from support import REPO, compose_spec_schema, envoy_bin, envoy_validate
 
 COMPOSE = REPO / "envoy/compose.yaml"
 
@@ -16,7 +20,7 @@ COMPOSE = REPO / "envoy/compose.yaml"
 def load_schema():
     import json
 
-    return json.loads((shared_dir() / "schemas/compose-spec.json").read_text())
+    return json.loads(compose_spec_schema().read_text())
 
 
 def schema_errors(document, schema):
@@ -33,6 +37,25 @@ class ComposeHarness(unittest.TestCase):
     def test_compose_file_validates_against_the_compose_spec(self):
         errors = schema_errors(self.compose, self.schema)
         self.assertEqual([], [f"{list(e.path)}: {e.message}" for e in errors])
+
+    def test_schema_is_the_compose_specification(self):
+        self.assertEqual("Compose Specification", self.schema["title"])
+        self.assertIn("services", self.schema["properties"])
+
+    def test_check_jsonschema_cli_accepts_the_compose_file(self):
+        """The check a user runs: `check-jsonschema --builtin-schema vendor.compose-spec`."""
+        cli = pathlib.Path(sys.executable).parent / "check-jsonschema"
+        self.assertTrue(cli.exists(), f"{cli} is missing: run `make envoy`")
+        result = subprocess.run([str(cli), "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
+                                capture_output=True, text=True, timeout=60)
+        self.assertEqual(0, result.returncode, result.stdout + result.stderr)
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml") as broken:
+            broken.write(COMPOSE.read_text().replace("image:", "imagee:", 1))
+            broken.flush()
+            result = subprocess.run([str(cli), "--builtin-schema", "vendor.compose-spec", broken.name],
+                                    capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(0, result.returncode, "check-jsonschema accepted an unknown service key")
+        self.assertIn("imagee", result.stdout + result.stderr)
 
     def test_broken_copy_is_rejected_naming_the_field(self):
         broken = copy.deepcopy(self.compose)

@@ -3,6 +3,7 @@ the shipped front proxy config, and each scenario plays through the native harne
 import copy
 import json
 import pathlib
+import re
 import subprocess
 import sys
 import tempfile
@@ -66,6 +67,25 @@ class Examples(unittest.TestCase):
                 self.assertEqual(0, result.returncode, result.stdout + result.stderr)
                 self.assertIn("non-200 responses: 0", result.stdout)
                 self.assertNotIn("REJECTED", result.stdout)
+                if example.name == "knative-tags":
+                    self.assert_tagged_requests_are_apart(result.stdout)
+
+    def assert_tagged_requests_are_apart(self, output):
+        """Each step sends 10 untagged and 30 tagged requests (10 current, 20 candidate): the
+        chart compares only the 10 drawn by weight with the weights, the tagged ones apart."""
+        steps = output.split("\n== ")[1:]
+        self.assertEqual(3, len(steps), output)
+        expected = [("100.0", "100.0", "0.0", "0.0"), ("50.0", None, "50.0", None), ("0.0", "0.0", "100.0", "100.0")]
+        for step, (v1_weight, v1_share, v2_weight, v2_share) in zip(steps, expected):
+            v1 = re.search(r"httpbin-v1\s+([\d.]+) %\s+([\d.]+) %\s+(\d+)", step)
+            v2 = re.search(r"httpbin-v2\s+([\d.]+) %\s+([\d.]+) %\s+(\d+)", step)
+            self.assertEqual((v1_weight, v2_weight), (v1.group(1), v2.group(1)), step)
+            self.assertEqual(10, int(v1.group(3)) + int(v2.group(3)), step)
+            for share, match in ((v1_share, v1), (v2_share, v2)):
+                if share is not None:
+                    self.assertEqual(share, match.group(2), step)
+            self.assertIn("the 10 of 40 requests routed by weight; the other 30:", step)
+            self.assertRegex(step, r"\n  by tag\s+httpbin-v1 10, httpbin-v2 20\n")
 
     def test_plain_demo_shows_the_shipped_split(self):
         result = self.play("--requests", "200")
