@@ -38,6 +38,8 @@ pub struct Config {
     pub needs_authority: bool,
     /// Some route has a path prefix other than `/`: the adapter must fetch `:path`.
     pub needs_path: bool,
+    /// Finds the first matching route without reading every route.
+    pub index: crate::routing::RouteIndex,
 }
 
 #[derive(Debug)]
@@ -165,6 +167,7 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         max_shadows_in_flight,
         needs_authority: routes.iter().any(|r| !r.hosts.is_empty()),
         needs_path: routes.iter().any(|r| r.path_prefix != "/"),
+        index: crate::routing::RouteIndex::new(&routes),
         routes,
     })
 }

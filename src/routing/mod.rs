@@ -4,12 +4,13 @@
 //! Decision order within a route: a tagged host, the tag header, overrides (first match),
 //! the sticky key, then the weighted draw.
 
+pub mod index;
 pub mod keys;
 pub mod sticky;
 
 use crate::config::{Config, Route};
-use crate::hosts::host_of;
 use crate::random::Rng;
+pub use index::RouteIndex;
 use keys::{cookie_value, KeySource};
 use sticky::sticky_backend;
 
@@ -102,23 +103,7 @@ impl Config {
     /// leave `authority` or `path` empty when [`Config::needs_authority`] or
     /// [`Config::needs_path`] say no route looks at them.
     pub fn match_route(&self, request: &RequestView) -> Option<RouteMatch<'_>> {
-        let host = host_of(request.authority);
-        self.routes.iter().enumerate().find_map(|(index, route)| {
-            if !route.matches_path(request.path) {
-                return None;
-            }
-            let tagged_backend =
-                if route.hosts.is_empty() || route.hosts.iter().any(|p| p.matches(host)) {
-                    None
-                } else {
-                    Some(route.tagged_host_backend(host)?)
-                };
-            Some(RouteMatch {
-                index,
-                route,
-                tagged_backend,
-            })
-        })
+        self.index.find(&self.routes, request)
     }
 }
 
@@ -127,13 +112,6 @@ impl Route {
     /// start with `/` anyway), so the adapter need not fetch `:path` for such routes.
     fn matches_path(&self, path: &[u8]) -> bool {
         self.path_prefix == "/" || path.starts_with(self.path_prefix.as_bytes())
-    }
-
-    fn tagged_host_backend(&self, host: &[u8]) -> Option<usize> {
-        self.tagged_hosts
-            .iter()
-            .find(|(tagged, _)| host.eq_ignore_ascii_case(tagged.as_bytes()))
-            .map(|&(_, backend)| backend)
     }
 
     fn tag_backend(&self, tag: &[u8]) -> Option<usize> {

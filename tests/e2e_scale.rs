@@ -1,0 +1,108 @@
+//! Route lookup at gateway scale in a real Envoy: 2,000 exact-host routes among wildcard,
+//! tagged, path-prefixed and catch-all routes; the first matching route in config order wins.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::backend::Backend;
+use common::client::Request;
+use common::envoy::FrontProxy;
+use serde_json::{json, Value};
+
+const EXACT_ROUTES: usize = 2_000;
+
+fn one_backend(name: &str, hosts: &[&str], cluster: &str) -> Value {
+    json!({"name": name, "hosts": hosts, "backends": [{"cluster": cluster}]})
+}
+
+/// Even exact routes go to `even`, odd ones to `odd`: a neighbouring route answering shows.
+fn exact_route(n: usize) -> Value {
+    let cluster = if n % 2 == 0 { "even" } else { "odd" };
+    let host = format!("host-{n}.example");
+    if n == 7 {
+        return json!({"name": format!("host-{n}"), "hosts": [host], "backends": [
+            {"cluster": cluster, "tag": "stable"},
+            {"cluster": "canary", "weight": 0, "tag": "canary"}]});
+    }
+    one_backend(&format!("host-{n}"), &[&host], cluster)
+}
+
+/// In order: an early path-prefixed route, a deep wildcard, the exact routes, a wildcard over
+/// all of them, a route shadowed by an earlier exact one, and the catch-all.
+fn scale_config() -> Value {
+    let mut routes = vec![
+        json!({"name": "early-api", "hosts": ["host-1500.example"], "path_prefix": "/api",
+               "backends": [{"cluster": "api"}]}),
+        one_backend("deep", &["*.deep.example"], "deep"),
+    ];
+    routes.extend((0..EXACT_ROUTES).map(exact_route));
+    routes.push(one_backend("wild", &["*.example"], "wild"));
+    routes.push(one_backend("shadowed", &["host-42.example"], "shadowed"));
+    routes.push(json!({"name": "catch-all", "backends": [{"cluster": "catch-all"}]}));
+    json!({ "routes": routes })
+}
+
+#[test]
+fn two_thousand_routes_keep_first_match_order() {
+    let backends = Backend::start_each([
+        "even",
+        "odd",
+        "canary",
+        "api",
+        "deep",
+        "wild",
+        "shadowed",
+        "catch-all",
+    ]);
+    let clusters: Vec<(&str, u16)> = backends.iter().map(|b| (b.name.as_str(), b.port)).collect();
+    let envoy = FrontProxy::new(&scale_config(), &clusters).start();
+    // (host, path, backend that must answer, route counted)
+    let cases = [
+        ("host-0.example", "/", "even", "host-0"),
+        ("host-1999.example:10000", "/", "odd", "host-1999"),
+        ("HOST-1000.Example", "/status", "even", "host-1000"),
+        ("host-1500.example", "/api/users", "api", "early-api"),
+        ("host-1500.example", "/", "even", "host-1500"),
+        ("a.deep.example", "/", "deep", "deep"),
+        ("deep.example", "/", "wild", "wild"),
+        ("host-2000.example", "/", "wild", "wild"),
+        ("www.host-3.example", "/", "wild", "wild"),
+        ("canary-host-7.example", "/", "canary", "host-7"),
+        ("stable-host-7.example", "/", "odd", "host-7"),
+        ("host-42.example", "/", "even", "host-42"),
+        ("example", "/", "catch-all", "catch-all"),
+        ("unknown.test", "/", "catch-all", "catch-all"),
+    ];
+    for (host, path, backend, _) in cases {
+        let response = Request::get(path).host(host).send(envoy.port);
+        assert_eq!(response.status, 200, "{host}{path}: {response:?}");
+        assert_eq!(response.served_by(), backend, "{host}{path}");
+    }
+    let shadowed = backends.iter().find(|b| b.name == "shadowed").unwrap();
+    assert_eq!(
+        shadowed.count(),
+        0,
+        "a later route took an earlier route's host"
+    );
+    // The filter counted each request under the route that won, not only the right cluster.
+    let stats = envoy.stats();
+    for (host, path, backend, route) in cases {
+        let reason = if host.starts_with("canary-") || host.starts_with("stable-") {
+            "tag"
+        } else {
+            "weight"
+        };
+        let counter = format!("split_mirror_requests_total;route={route};backend={backend}");
+        let counter = format!("wasmcustom.{counter};reason={reason}");
+        assert!(
+            stats.get(&counter).is_some_and(|&n| n > 0),
+            "{host}{path}: {counter} not counted"
+        );
+    }
+    assert_eq!(
+        stats
+            .get("wasmcustom.split_mirror_unmatched_total")
+            .copied(),
+        Some(0)
+    );
+}
