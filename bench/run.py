@@ -325,8 +325,9 @@ def rss_line(rss):
     if not {"a", "b"} <= rss.keys():
         return "- proxy RSS: a and b not both measured"
     empty = f", empty filter {rss['0']} KiB (+{rss['0'] - rss['a']} KiB)" if "0" in rss else ""
+    alt = f", the --alt-wasm build {rss['x']} KiB (+{rss['x'] - rss['a']} KiB)" if "x" in rss else ""
     return (f"- proxy RSS after load: native {rss['a']} KiB{empty}, with the filter {rss['b']} KiB "
-            f"(+{rss['b'] - rss['a']} KiB)")
+            f"(+{rss['b'] - rss['a']} KiB){alt}")
 
 
 def per_round(rows, key, base):
@@ -401,7 +402,7 @@ def main():
                     print(f"round {round_ + 1} c={connections} {key}: {result['rps']:.0f} req/s, p99 {result['p99']:.3f} ms, "
                           f"{result['cpu_us']:.1f} µs/req, v2 {result['v2_share']:.3f}, shadow {result['shadow_ratio']:.3f}",
                           file=sys.stderr)
-        rss = {key: proxies[key][0].rss_kib() for key in ("a", "0", "b") if key in proxies}
+        rss = {key: proxies[key][0].rss_kib() for key in ("a", "0", "b", "x") if key in proxies}
     finally:
         for envoy in envoys:
             envoy.stop()
