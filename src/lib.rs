@@ -7,6 +7,7 @@
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod check;
+pub mod compare;
 pub mod config;
 pub mod hosts;
 pub mod metrics;

@@ -52,7 +52,7 @@ impl RequestHeaders for Fields<'_> {
 fuzz_target!(|data: &[u8]| {
     // The host's serialized header map, read in place: any bytes, never a panic or an over-read.
     if let Some(pairs) = header_map::pairs(data) {
-        let _ = ShadowHeaders::new(pairs, "x-split-cluster").pairs("a");
+        let _ = ShadowHeaders::new(pairs, "x-split-cluster").pairs("a", &[]);
     }
     static COMPILED: OnceLock<Config> = OnceLock::new();
     let config = COMPILED.get_or_init(|| Config::from_json(CONFIG).expect("fuzz config"));
@@ -82,7 +82,7 @@ fuzz_target!(|data: &[u8]| {
                 &config.route_header,
             );
             let authority = shadow.authority_for(mirror);
-            let list = shadow.pairs(&authority);
+            let list = shadow.pairs(&authority, &[]);
             assert!(list
                 .iter()
                 .all(|(name, _)| *name != config.route_header && *name != "host"));

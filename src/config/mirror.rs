@@ -1,7 +1,9 @@
 //! Compiling a route's `mirrors` entries.
 
 use super::error::in_route;
-use super::raw::RawMirror;
+use super::raw::{RawBodyMode, RawCompare, RawMirror};
+use super::values::Object;
+use crate::compare::{BodyMode, Compare, Pointer, DEFAULT_COMPARE_BODY_BYTES};
 use super::{
     check_header_name, check_label, ConfigError, DEFAULT_HOST_SUFFIX, DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MIRROR_TIMEOUT_MS,
@@ -76,7 +78,28 @@ pub(super) fn compile_mirror(
             Some(upper)
         }
     };
+    let mut strip_headers = Vec::new();
+    for (i, name) in raw.strip_headers.take().unwrap_or_default().iter().enumerate() {
+        strip_headers.push(
+            check_header_name(name)
+                .map_err(|m| in_route(label, &field(&format!("strip_headers[{i}]")), m))?,
+        );
+    }
+    let compare = match raw.compare.take() {
+        None => None,
+        Some(_) if cluster_header.is_some() => {
+            return Err(in_route(
+                label,
+                &field("compare"),
+                "not used with `cluster_header`: only a copy the filter sends returns its answer \
+                 to the filter",
+            ))
+        }
+        Some(Object(compare)) => Some(compile_compare(compare, &raw.cluster, label, index)?),
+    };
     Ok(Mirror {
+        strip_headers,
+        compare,
         cluster: raw.cluster,
         per_million: raw.percent.map_or(PER_MILLION, |p| p.0),
         host_suffix,
@@ -89,5 +112,58 @@ pub(super) fn compile_mirror(
             .map_or(DEFAULT_MAX_BODY_BYTES, |b| b.0 as usize),
         methods,
         cluster_header,
+    })
+}
+
+fn compile_compare(
+    raw: RawCompare,
+    cluster: &str,
+    label: &str,
+    index: usize,
+) -> Result<Compare, ConfigError> {
+    let field = |name: &str| format!("mirrors[{index}].compare.{name}");
+    let mut headers = Vec::new();
+    for (i, name) in raw.headers.unwrap_or_default().iter().enumerate() {
+        headers.push(
+            check_header_name(name).map_err(|m| in_route(label, &field(&format!("headers[{i}]")), m))?,
+        );
+    }
+    let mut ignore = Vec::new();
+    for (i, pointer) in raw.ignore.unwrap_or_default().iter().enumerate() {
+        ignore.push(
+            Pointer::parse(pointer).map_err(|m| in_route(label, &field(&format!("ignore[{i}]")), m))?,
+        );
+    }
+    let body = match raw.body {
+        None | Some(RawBodyMode::None) => BodyMode::None,
+        Some(RawBodyMode::Exact) => BodyMode::Exact,
+        Some(RawBodyMode::Json) => BodyMode::Json,
+    };
+    if !ignore.is_empty() && body != BodyMode::Json {
+        return Err(in_route(
+            label,
+            &field("ignore"),
+            "only used with `\"body\": \"json\"`",
+        ));
+    }
+    if let Some(baseline) = &raw.baseline {
+        check_label(baseline, "cluster name").map_err(|m| in_route(label, &field("baseline"), m))?;
+        if baseline == cluster {
+            return Err(in_route(
+                label,
+                &field("baseline"),
+                "is the mirror's own cluster: the baseline runs the primary's version",
+            ));
+        }
+    }
+    Ok(Compare {
+        headers,
+        body,
+        ignore,
+        // Bounded to 16 MiB by its deserializer: the cast cannot truncate.
+        max_body_bytes: raw
+            .max_body_bytes
+            .map_or(DEFAULT_COMPARE_BODY_BYTES, |b| b.0 as usize),
+        baseline: raw.baseline,
     })
 }

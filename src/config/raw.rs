@@ -10,6 +10,7 @@ use serde::Deserialize;
 pub const MAX_SHADOWS_IN_FLIGHT: u64 = 1_000_000;
 pub const MAX_TIMEOUT_MS: u64 = 600_000;
 pub const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
+pub const MAX_COMPARE_BODY_BYTES: u64 = 16 * 1024 * 1024;
 const WEIGHT_MAX: u64 = MAX_WEIGHT as u64;
 
 /// split-mirror: the plugin configuration (Envoy's wasm filter `configuration`, Istio's
@@ -122,6 +123,46 @@ pub struct RawMirror {
     /// Envoy sends the copy (its `request_mirror_policies` with this `cluster_header`); the
     /// filter only samples. Excludes `host_suffix`, `timeout_ms` and `max_body_bytes`.
     pub cluster_header: Option<String>,
+    /// Request headers never copied to this shadow (e.g. credentials that must not reach a test
+    /// environment), case-insensitive.
+    pub strip_headers: Option<Vec<String>>,
+    /// Compare the shadow's answer with the primary's (Diffy's method, in the proxy).
+    pub compare: Option<Object<RawCompare>>,
+}
+
+/// How a shadow's answer is compared with the primary's. The status (and for gRPC the
+/// `grpc-status`) is always compared.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+#[cfg_attr(not(target_arch = "wasm32"), schemars(rename = "Compare", title = "Compare"))]
+#[serde(deny_unknown_fields)]
+pub struct RawCompare {
+    /// Response headers whose values must be equal (case-insensitive names; absent on both
+    /// sides is equal).
+    pub headers: Option<Vec<String>>,
+    /// `none`: bodies are not compared; `exact`: same bytes; `json`: equal as JSON values after
+    /// removing `ignore` (a body that is not JSON on either side is compared exactly).
+    #[cfg_attr(not(target_arch = "wasm32"), schemars(extend("default" = "none")))]
+    pub body: Option<RawBodyMode>,
+    /// JSON Pointers (RFC 6901) removed from both bodies before comparing; a segment `*`
+    /// matches any object key or array index.
+    pub ignore: Option<Vec<String>>,
+    /// A primary or shadow body larger than this is not compared (`too_large`).
+    #[cfg_attr(not(target_arch = "wasm32"), schemars(extend("default" = 65536)))]
+    pub max_body_bytes: Option<Bounded<0, MAX_COMPARE_BODY_BYTES>>,
+    /// A cluster running the primary's version (Diffy's secondary): it gets the same copy, and
+    /// a difference it shares with the candidate is noise, not a regression.
+    pub baseline: Option<String>,
+}
+
+/// The body comparison of `compare`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum RawBodyMode {
+    None,
+    Exact,
+    Json,
 }
 
 /// `header` or `cookie`; then exactly one of `value`, `prefix`, `present`; and `backend`.
@@ -183,6 +224,10 @@ impl Described for RawMirror {
 
 impl Described for RawOverride {
     const EXPECTED: &'static str = "an override object";
+}
+
+impl Described for RawCompare {
+    const EXPECTED: &'static str = "a compare object";
 }
 
 impl Described for RawSticky {

@@ -28,6 +28,10 @@ pub struct Mirror {
     /// Set when Envoy sends the copy: the filter only samples, and writes `cluster` into this
     /// (lower-case) request header for a route's `request_mirror_policies` `cluster_header`.
     pub cluster_header: Option<String>,
+    /// Lower-case request headers never copied to this shadow.
+    pub strip_headers: Vec<String>,
+    /// The shadow's answer compared with the primary's.
+    pub compare: Option<crate::compare::Compare>,
 }
 
 /// Why a mirror did not copy a request (each one is counted).
@@ -132,15 +136,18 @@ impl ShadowHeaders {
             .into_owned()
     }
 
-    /// The full header list, `:authority` first, borrowed for the dispatch call.
-    pub fn pairs<'a>(&'a self, authority: &'a str) -> Vec<(&'a str, &'a str)> {
+    /// The full header list, `:authority` first, without the `strip`ped (lower-case) names,
+    /// borrowed for the dispatch call.
+    pub fn pairs<'a>(&'a self, authority: &'a str, strip: &[String]) -> Vec<(&'a str, &'a str)> {
         let mut out = Vec::with_capacity(self.kept.len() + 2);
         out.push((":authority", authority));
         for &(start, middle, end) in &self.kept {
             if let (Some(name), Some(value)) =
                 (self.text.get(start..middle), self.text.get(middle..end))
             {
-                out.push((name, value));
+                if !strip.iter().any(|s| s.eq_ignore_ascii_case(name)) {
+                    out.push((name, value));
+                }
             }
         }
         out.push((MARKER_HEADER, "1"));

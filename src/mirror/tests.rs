@@ -9,6 +9,8 @@ fn mirror(per_million: u32, methods: Option<&[&str]>) -> Mirror {
         max_body_bytes: 16,
         methods: methods.map(|m| m.iter().map(|s| s.to_string()).collect()),
         cluster_header: None,
+        strip_headers: Vec::new(),
+        compare: None,
     }
 }
 
@@ -83,7 +85,7 @@ fn shadow_headers_drop_framing_route_header_and_host() {
     ]);
     let shadow = ShadowHeaders::new(request, "x-split-cluster");
     let authority = shadow.authority_for(&mirror(PER_MILLION, None));
-    let list = shadow.pairs(&authority);
+    let list = shadow.pairs(&authority, &[]);
     let names: Vec<&str> = list.iter().map(|(n, _)| *n).collect();
     assert_eq!(
         names,
