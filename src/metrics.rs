@@ -1,6 +1,7 @@
 //! Metric names. Counters are defined once per configuration (in the adapter) from these names;
 //! `;key=value` parts become Prometheus labels through the `stats_tags` in envoy/envoy.yaml.
 
+use crate::compare::Part;
 use crate::mirror::Skip;
 use crate::routing::Reason;
 
@@ -68,6 +69,38 @@ pub fn mirror_counter(route: &str, mirror: &str, outcome: MirrorOutcome) -> Stri
     )
 }
 
+/// `split_mirror_compare_total;route=R;mirror=C;result=X`
+pub fn compare_counter(route: &str, mirror: &str, result: &str) -> String {
+    format!("split_mirror_compare_total;route={route};mirror={mirror};result={result}")
+}
+
+/// `split_mirror_compare_diff_total;route=R;mirror=C;part=P`
+pub fn compare_diff_counter(route: &str, mirror: &str, part: Part) -> String {
+    format!(
+        "split_mirror_compare_diff_total;route={route};mirror={mirror};part={}",
+        part.as_str()
+    )
+}
+
+/// `split_mirror_compare_fields_total;route=R;mirror=C;field=F`. A JSON key may hold anything:
+/// `;`, `=` and whitespace, which would break the name's labels, become `_`.
+pub fn compare_field_counter(route: &str, mirror: &str, field: &str) -> String {
+    let field: String = field
+        .chars()
+        .map(|c| {
+            if c == ';' || c == '=' || c.is_whitespace() || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    format!("split_mirror_compare_fields_total;route={route};mirror={mirror};field={field}")
+}
+
+/// Distinct `field` labels kept per mirror; later fields count as `field="other"`.
+pub const MAX_COMPARE_FIELDS: usize = 50;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +117,18 @@ mod tests {
         assert_eq!(
             request_counter("httpbin", "httpbin-v2", Reason::Sticky),
             "split_mirror_requests_total;route=httpbin;backend=httpbin-v2;reason=sticky"
+        );
+    }
+
+    #[test]
+    fn compare_counters_keep_labels_parseable() {
+        assert_eq!(
+            compare_field_counter("r", "m", "/a;b=c d/*"),
+            "split_mirror_compare_fields_total;route=r;mirror=m;field=/a_b_c_d/*"
+        );
+        assert_eq!(
+            compare_diff_counter("r", "m", Part::Headers),
+            "split_mirror_compare_diff_total;route=r;mirror=m;part=headers"
         );
     }
 

@@ -37,6 +37,8 @@ KEEP = (
     "proxy_on_request_body",  # the mirror's body copy (only called for requests with a body)
     "proxy_on_request_trailers",  # the mirror's trailers
     "proxy_on_response_headers",  # minted sticky cookie, debugging response header
+    "proxy_on_response_body",  # the primary's body, copied for compared mirrors
+    "proxy_on_response_trailers",  # the primary's grpc-status, for compared mirrors
 )
 
 EXPORT_SECTION = 7

@@ -14,7 +14,7 @@ use proxy_wasm::types::MetricType;
 pub struct Counter(Option<u32>);
 
 impl Counter {
-    fn define(name: &str) -> Counter {
+    pub(super) fn define(name: &str) -> Counter {
         Counter::define_as(MetricType::Counter, name)
     }
 

@@ -1,7 +1,9 @@
 //! Per-VM state shared by the root context and its HTTP contexts, and the host calls that are
 //! not tied to one context.
 
+use super::compare::Comparisons;
 use super::counters::Counters;
+use crate::compare::pending::Ready;
 use crate::config::Config;
 use crate::metrics::MirrorOutcome;
 use crate::mirror::{InFlight, Shadow, Skip};
@@ -22,6 +24,8 @@ const IDLE_TICKS_BEFORE_STOP: u32 = 1000;
 pub struct Filter {
     pub config: Config,
     pub counters: Counters,
+    /// Shadow answers waiting to be compared with the primary's.
+    pub comparisons: Comparisons,
     /// Shadows this worker has in flight (a VM is one worker thread).
     in_flight: RefCell<InFlight>,
     /// Shadows waiting for the root context's next tick.
@@ -37,6 +41,7 @@ impl Filter {
     pub fn new(config: Config) -> Self {
         Filter {
             counters: Counters::define(&config),
+            comparisons: Comparisons::new(config.max_shadows_in_flight),
             in_flight: RefCell::new(InFlight::new(config.max_shadows_in_flight)),
             outbox: RefCell::new(Vec::new()),
             tick_running: Cell::new(false),
@@ -55,13 +60,14 @@ impl Filter {
         result
     }
 
-    /// Queues a shadow for the root context to send, unless the in-flight cap is reached.
-    pub fn enqueue(&self, shadow: Shadow) {
+    /// Queues a shadow for the root context to send, unless the in-flight cap is reached;
+    /// false if it was not queued (and counted why).
+    pub fn enqueue(&self, shadow: Shadow) -> bool {
         let mut outbox = self.outbox.borrow_mut();
         if !self.in_flight.borrow().has_room(outbox.len()) {
             let skip = MirrorOutcome::Skipped(Skip::InFlightCap);
             self.counters.mirror(shadow.route, shadow.mirror, skip);
-            return;
+            return false;
         }
         if !self.tick_running.get() {
             // Wakes the root context (the tick belongs to the request's root).
@@ -69,11 +75,12 @@ impl Filter {
                 log::warn!("split-mirror: cannot schedule mirroring ({status:?})");
                 let failed = MirrorOutcome::DispatchFailed;
                 self.counters.mirror(shadow.route, shadow.mirror, failed);
-                return;
+                return false;
             }
             self.tick_running.set(true);
         }
         outbox.push(shadow);
+        true
     }
 
     /// Takes every queued shadow (on the root's tick) and forgets shadows past their timeout.
@@ -83,8 +90,12 @@ impl Filter {
         let expired = self.in_flight.borrow_mut().expire(now_ms);
         self.in_flight_delta
             .set(self.in_flight_delta.get() - expired as i64);
+        for late in self.comparisons.pending.borrow_mut().expire(now_ms) {
+            self.report(&late, now_ms);
+        }
         let shadows = std::mem::take(&mut *self.outbox.borrow_mut());
-        if shadows.is_empty() {
+        // Pending comparisons keep the tick alive: their deadlines are checked here.
+        if shadows.is_empty() && self.comparisons.pending.borrow().is_empty() {
             self.idle_ticks.set(self.idle_ticks.get() + 1);
             if self.idle_ticks.get() >= IDLE_TICKS_BEFORE_STOP {
                 let _ = hostcalls::set_tick_period(Duration::ZERO);
@@ -95,6 +106,20 @@ impl Filter {
             self.idle_ticks.set(0);
         }
         shadows
+    }
+
+    /// Counts (and maybe logs) a comparison that has every answer, or has given up waiting.
+    pub fn report(&self, ready: &Ready, now_ms: u64) {
+        let Some(route) = self.config.routes.get(ready.route) else {
+            return;
+        };
+        let Some(mirror) = route.mirrors.get(ready.mirror) else {
+            return;
+        };
+        if let Some(compare) = &mirror.compare {
+            self.comparisons
+                .report(ready, &route.name, &mirror.cluster, compare, now_ms);
+        }
     }
 
     pub fn shadow_started(&self, token: u32, deadline_ms: u64) {
@@ -119,6 +144,11 @@ impl Filter {
             self.counters.shadows_in_flight.add(delta);
         }
     }
+}
+
+/// Milliseconds since the epoch from the host's clock, outside a context.
+pub fn host_now_ms() -> u64 {
+    hostcalls::get_current_time().map_or(0, now_ms)
 }
 
 /// Milliseconds since the epoch from the host's clock.

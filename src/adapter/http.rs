@@ -1,7 +1,10 @@
 //! HTTP context: one per request. Reads the few headers routing needs, writes the route header,
 //! and copies the request to sampled mirrors without ever pausing it.
 
-use super::host::Filter;
+use super::compare::PrimaryAnswer;
+use super::host::{host_now_ms, Filter};
+use crate::compare::pending::{Role, Side};
+use crate::compare::Compare;
 use crate::config::Route;
 use crate::metrics::MirrorOutcome;
 use crate::mirror::{header_map, BodyCopy, Shadow, ShadowHeaders, Skip};
@@ -21,6 +24,8 @@ pub struct SplitMirrorHttp {
     set_cookie: Option<String>,
     /// `(route, backend)` chosen, kept only when `response_header` is configured.
     chosen: Option<(usize, usize)>,
+    /// The primary's answer, collected only when a mirror compares this request's copies.
+    primary: Option<PrimaryAnswer>,
 }
 
 /// Request headers read from the host on demand, each at most once per request.
@@ -58,6 +63,7 @@ impl SplitMirrorHttp {
             pending: None,
             set_cookie: None,
             chosen: None,
+            primary: None,
         }
     }
 
@@ -178,9 +184,10 @@ impl SplitMirrorHttp {
         })
     }
 
-    /// Hands the finished copy, one shadow per admitted mirror, to the root context to send.
+    /// Hands the finished copy, one shadow per admitted mirror, to the root context to send;
+    /// a compared mirror opens its comparison and, with a baseline, sends the baseline a copy.
     fn finish_mirror(
-        &self,
+        &mut self,
         filter: &Filter,
         pending: PendingMirror,
         trailers: Vec<(String, String)>,
@@ -200,17 +207,89 @@ impl SplitMirrorHttp {
                 filter.counters.mirror(pending.route, i, skip);
                 continue;
             };
-            filter.enqueue(Shadow {
+            let shadow = Shadow {
                 route: pending.route,
                 mirror: i,
+                compared: None,
                 authority: headers.authority_for(mirror),
                 headers: headers.clone(),
                 body: Rc::clone(body),
                 trailers: Rc::clone(&trailers),
-            });
+            };
+            match &mirror.compare {
+                None => {
+                    filter.enqueue(shadow);
+                }
+                Some(compare) => self.send_compared(filter, shadow, mirror.timeout_ms, compare),
+            }
         }
     }
+
+    /// Opens the comparison of `shadow`'s mirror and queues the candidate's copy, and the
+    /// baseline's if there is one. At the cap the copy is skipped like any other.
+    fn send_compared(
+        &mut self,
+        filter: &Filter,
+        shadow: Shadow,
+        timeout_ms: u32,
+        compare: &Compare,
+    ) {
+        let (now, route_index, mirror_index) = (host_now_ms(), shadow.route, shadow.mirror);
+        // The primary may stream for a while after the shadow answered: wait for it too.
+        let deadline = now + u64::from(timeout_ms) + PRIMARY_GRACE_MS;
+        let request = self.request_line();
+        let opened = filter.comparisons.pending.borrow_mut().open(
+            shadow.route,
+            shadow.mirror,
+            request,
+            compare.baseline.is_some(),
+            deadline,
+        );
+        let Some(id) = opened else {
+            let skip = MirrorOutcome::Skipped(Skip::InFlightCap);
+            filter.counters.mirror(shadow.route, shadow.mirror, skip);
+            return;
+        };
+        let baseline = compare.baseline.is_some().then(|| Shadow {
+            compared: Some((id, Role::Baseline)),
+            ..shadow.clone()
+        });
+        if !filter.enqueue(Shadow {
+            compared: Some((id, Role::Candidate)),
+            ..shadow
+        }) {
+            filter.comparisons.pending.borrow_mut().abandon(id);
+            return;
+        }
+        if let Some(baseline) = baseline {
+            if !filter.enqueue(baseline) {
+                let done =
+                    filter
+                        .comparisons
+                        .pending
+                        .borrow_mut()
+                        .copy(id, Role::Baseline, Side::Failed);
+                if let Some(ready) = done {
+                    filter.report(&ready, now);
+                }
+            }
+        }
+        if let Some(primary) = &mut self.primary {
+            primary.opened.push((route_index, mirror_index, id));
+        }
+    }
+
+    /// `METHOD /path` without the query, for a `differ` log line.
+    fn request_line(&self) -> String {
+        let method = self.get_http_request_header(":method").unwrap_or_default();
+        let path = self.get_http_request_header(":path").unwrap_or_default();
+        let path = path.split('?').next().unwrap_or_default();
+        format!("{method} {path}")
+    }
 }
+
+/// How long a comparison waits for the primary's end after the shadow's timeout.
+const PRIMARY_GRACE_MS: u64 = 30_000;
 
 /// Max-Age of a minted sticky cookie: 30 days.
 const STICKY_COOKIE_MAX_AGE_S: u32 = 30 * 24 * 3600;
@@ -254,6 +333,14 @@ impl HttpContext for SplitMirrorHttp {
             return Action::Continue;
         }
         if let Some(pending) = self.start_mirror(&filter, route_index, route) {
+            let compares: Vec<&Compare> = pending
+                .mirrors
+                .iter()
+                .filter_map(|&i| route.mirrors.get(i)?.compare.as_ref())
+                .collect();
+            if !compares.is_empty() {
+                self.primary = Some(PrimaryAnswer::new(compares.into_iter()));
+            }
             if end_of_stream {
                 self.finish_mirror(&filter, pending, Vec::new());
             } else {
@@ -285,7 +372,10 @@ impl HttpContext for SplitMirrorHttp {
         Action::Continue
     }
 
-    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        if let Some(primary) = &mut self.primary {
+            primary.headers(end_of_stream);
+        }
         if let Some(cookie) = self.set_cookie.take() {
             self.add_http_response_header("set-cookie", &cookie);
         }
@@ -302,6 +392,21 @@ impl HttpContext for SplitMirrorHttp {
         Action::Continue
     }
 
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if let Some(primary) = &mut self.primary {
+            primary.body_chunk(body_size, end_of_stream);
+        }
+        // Never pause the primary: the copy is taken as the chunk streams past.
+        Action::Continue
+    }
+
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        if let Some(primary) = &mut self.primary {
+            primary.trailers();
+        }
+        Action::Continue
+    }
+
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
         if let (Some(pending), Some(filter)) = (self.pending.take(), self.filter.clone()) {
             let trailers = self
@@ -312,6 +417,36 @@ impl HttpContext for SplitMirrorHttp {
             self.finish_mirror(&filter, pending, trailers);
         }
         Action::Continue
+    }
+}
+
+/// The stream is over (the SDK drops its context in `proxy_on_delete`): the primary's side of
+/// each comparison it opened, complete or not, goes to the comparison.
+impl Drop for SplitMirrorHttp {
+    fn drop(&mut self) {
+        let (Some(primary), Some(filter)) = (self.primary.take(), self.filter.as_ref()) else {
+            return;
+        };
+        let now = host_now_ms();
+        for &(route, mirror, id) in &primary.opened {
+            let compare = filter
+                .config
+                .routes
+                .get(route)
+                .and_then(|r| r.mirrors.get(mirror))
+                .and_then(|m| m.compare.as_ref());
+            let Some(compare) = compare else {
+                continue;
+            };
+            let done = filter
+                .comparisons
+                .pending
+                .borrow_mut()
+                .primary(id, primary.side(compare));
+            if let Some(ready) = done {
+                filter.report(&ready, now);
+            }
+        }
     }
 }
 

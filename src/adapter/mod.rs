@@ -1,6 +1,7 @@
 //! The only code that calls proxy-wasm: the root context (configuration) and the HTTP context
 //! (per request). Everything it decides comes from the pure modules.
 
+mod compare;
 mod counters;
 mod host;
 mod http;

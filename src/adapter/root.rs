@@ -1,8 +1,10 @@
 //! Root context: parses and validates the configuration once, hands it to HTTP contexts, and
 //! sends the shadow requests they queue.
 
+use super::compare::shadow_side;
 use super::host::{now_ms, Filter};
 use super::http::SplitMirrorHttp;
+use crate::compare::pending::{Role, Side};
 use crate::config::Config;
 use crate::metrics::MirrorOutcome;
 use proxy_wasm::hostcalls;
@@ -30,7 +32,15 @@ impl SplitMirrorRoot {
             else {
                 continue;
             };
-            let headers = shadow.headers.pairs(&shadow.authority);
+            let cluster = match (shadow.compared, &mirror.compare) {
+                (Some((_, Role::Baseline)), Some(compare)) => {
+                    compare.baseline.as_deref().unwrap_or(&mirror.cluster)
+                }
+                _ => mirror.cluster.as_str(),
+            };
+            let headers = shadow
+                .headers
+                .pairs(&shadow.authority, &mirror.strip_headers);
             let trailers: Vec<(&str, &str)> = shadow
                 .trailers
                 .iter()
@@ -38,31 +48,78 @@ impl SplitMirrorRoot {
                 .collect();
             let body = (!shadow.body.is_empty()).then_some(&shadow.body[..]);
             let timeout = Duration::from_millis(u64::from(mirror.timeout_ms));
-            let outcome =
-                match self.dispatch_http_call(&mirror.cluster, headers, body, trailers, timeout) {
-                    Ok(token) => {
-                        filter.shadow_started(token, now + u64::from(mirror.timeout_ms));
-                        MirrorOutcome::Mirrored
+            let outcome = match self.dispatch_http_call(cluster, headers, body, trailers, timeout) {
+                Ok(token) => {
+                    filter.shadow_started(token, now + u64::from(mirror.timeout_ms));
+                    if let Some((id, role)) = shadow.compared {
+                        filter
+                            .comparisons
+                            .pending
+                            .borrow_mut()
+                            .dispatched(token, id, role);
                     }
-                    Err(status) => {
-                        log::debug!(
-                            "split-mirror: mirror to {} failed: {status:?}",
-                            mirror.cluster
-                        );
-                        MirrorOutcome::DispatchFailed
+                    MirrorOutcome::Mirrored
+                }
+                Err(status) => {
+                    log::debug!("split-mirror: mirror to {cluster} failed: {status:?}");
+                    if let Some((id, role)) = shadow.compared {
+                        let done =
+                            filter
+                                .comparisons
+                                .pending
+                                .borrow_mut()
+                                .copy(id, role, Side::Failed);
+                        if let Some(ready) = done {
+                            filter.report(&ready, now);
+                        }
                     }
-                };
-            filter.counters.mirror(shadow.route, shadow.mirror, outcome);
+                    MirrorOutcome::DispatchFailed
+                }
+            };
+            // The baseline's copy is the comparison's, not one of the mirror's copies.
+            if !matches!(shadow.compared, Some((_, Role::Baseline))) {
+                filter.counters.mirror(shadow.route, shadow.mirror, outcome);
+            }
         }
         filter.flush_in_flight_gauge();
     }
 }
 
 impl Context for SplitMirrorRoot {
-    fn on_http_call_response(&mut self, token_id: u32, _: usize, _: usize, _: usize) {
-        // The shadow's answer is ignored (fire and forget); its in-flight slot is freed.
-        if let Some(filter) = &self.filter {
-            filter.shadow_finished(token_id);
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        num_headers: usize,
+        body_size: usize,
+        num_trailers: usize,
+    ) {
+        // The shadow's answer never reaches the client; its in-flight slot is freed, and it is
+        // read only when it is compared.
+        let Some(filter) = &self.filter else {
+            return;
+        };
+        filter.shadow_finished(token_id);
+        let compared = filter.comparisons.pending.borrow().mirror_of(token_id);
+        let Some((route, mirror)) = compared else {
+            return;
+        };
+        let Some(compare) = filter
+            .config
+            .routes
+            .get(route)
+            .and_then(|r| r.mirrors.get(mirror))
+            .and_then(|m| m.compare.as_ref())
+        else {
+            return;
+        };
+        let side = shadow_side(compare, num_headers, body_size, num_trailers);
+        let done = filter
+            .comparisons
+            .pending
+            .borrow_mut()
+            .answered(token_id, side);
+        if let Some(ready) = done {
+            filter.report(&ready, now_ms(self.get_current_time()));
         }
     }
 }

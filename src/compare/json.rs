@@ -139,7 +139,10 @@ impl Path {
 fn diff(a: Option<&Value>, b: Option<&Value>, at: &mut Path, out: &mut Vec<Difference>) {
     match (a, b) {
         (Some(Value::Object(x)), Some(Value::Object(y))) => {
-            let mut keys: Vec<&String> = x.keys().chain(y.keys().filter(|k| !x.contains_key(*k))).collect();
+            let mut keys: Vec<&String> = x
+                .keys()
+                .chain(y.keys().filter(|k| !x.contains_key(*k)))
+                .collect();
             keys.sort();
             for key in keys {
                 let marks = at.enter(key, false);
@@ -167,12 +170,17 @@ fn diff(a: Option<&Value>, b: Option<&Value>, at: &mut Path, out: &mut Vec<Diffe
 /// Numbers by value (`1` equals `1.0`); everything else as JSON values.
 fn equal_scalars(x: &Value, y: &Value) -> bool {
     match (x, y) {
-        (Value::Number(m), Value::Number(n)) => match (m.as_i64(), n.as_i64(), m.as_u64(), n.as_u64()) {
-            (Some(i), Some(j), _, _) => i == j,
-            (_, _, Some(i), Some(j)) => i == j,
-            _ => m.as_f64() == n.as_f64(),
-        },
-        (Value::Object(_), _) | (_, Value::Object(_)) | (Value::Array(_), _) | (_, Value::Array(_)) => false,
+        (Value::Number(m), Value::Number(n)) => {
+            match (m.as_i64(), n.as_i64(), m.as_u64(), n.as_u64()) {
+                (Some(i), Some(j), _, _) => i == j,
+                (_, _, Some(i), Some(j)) => i == j,
+                _ => m.as_f64() == n.as_f64(),
+            }
+        }
+        (Value::Object(_), _)
+        | (_, Value::Object(_))
+        | (Value::Array(_), _)
+        | (_, Value::Array(_)) => false,
         _ => x == y,
     }
 }

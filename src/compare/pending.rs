@@ -53,6 +53,8 @@ impl Outcome {
 pub struct Ready {
     pub route: usize,
     pub mirror: usize,
+    /// `METHOD /path` (without the query), for the log.
+    pub request: String,
     primary: Option<Side>,
     candidate: Option<Side>,
     baseline: Option<Side>,
@@ -137,6 +139,7 @@ impl Pending {
         &mut self,
         route: usize,
         mirror: usize,
+        request: String,
         expects_baseline: bool,
         deadline_ms: u64,
     ) -> Option<u64> {
@@ -147,12 +150,14 @@ impl Pending {
         let ready = Ready {
             route,
             mirror,
+            request,
             primary: None,
             candidate: None,
             baseline: None,
             expects_baseline,
         };
-        self.entries.insert(self.next_id, Entry { ready, deadline_ms });
+        self.entries
+            .insert(self.next_id, Entry { ready, deadline_ms });
         Some(self.next_id)
     }
 
@@ -166,6 +171,13 @@ impl Pending {
     /// Whether `token` is one of ours (the adapter reads the answer only then).
     pub fn is_compared(&self, token: u32) -> bool {
         self.calls.contains_key(&token)
+    }
+
+    /// The route and mirror whose copy HTTP call `token` carries.
+    pub fn mirror_of(&self, token: u32) -> Option<(usize, usize)> {
+        let (id, _) = self.calls.get(&token)?;
+        let ready = &self.entries.get(id)?.ready;
+        Some((ready.route, ready.mirror))
     }
 
     /// The primary's side of `id`; the comparison if it is now complete.
@@ -188,6 +200,11 @@ impl Pending {
     pub fn answered(&mut self, token: u32, side: Side) -> Option<Ready> {
         let (id, role) = self.calls.remove(&token)?;
         self.copy(id, role, side)
+    }
+
+    /// Forgets comparison `id` without a result (its copy was never sent).
+    pub fn abandon(&mut self, id: u64) {
+        self.entries.remove(&id);
     }
 
     /// Comparisons past their deadline at `now_ms`, with what arrived.

@@ -75,12 +75,24 @@ fn json_key_order_and_number_forms_do_not_matter() {
 #[test]
 fn json_differences_name_pointers_and_fields() {
     let c = compare(BodyMode::Json, &[]);
-    let a = answer(200, r#"{"price": 10, "items": [{"id": 1}, {"id": 2}], "a/b": 1, "t~": 1}"#);
-    let b = answer(200, r#"{"price": 11, "items": [{"id": 1}, {"id": 3}, {"id": 4}], "a/b": 2, "t~": 2}"#);
+    let a = answer(
+        200,
+        r#"{"price": 10, "items": [{"id": 1}, {"id": 2}], "a/b": 1, "t~": 1}"#,
+    );
+    let b = answer(
+        200,
+        r#"{"price": 11, "items": [{"id": 1}, {"id": 3}, {"id": 4}], "a/b": 2, "t~": 2}"#,
+    );
     let found = differences(&c, &a, &b);
-    assert_eq!(places(&found), ["/a~1b", "/items/1/id", "/items/2", "/price", "/t~0"]);
+    assert_eq!(
+        places(&found),
+        ["/a~1b", "/items/1/id", "/items/2", "/price", "/t~0"]
+    );
     let fields: Vec<_> = found.iter().map(|d| d.field.clone().unwrap()).collect();
-    assert_eq!(fields, ["/a~1b", "/items/*/id", "/items/*", "/price", "/t~0"]);
+    assert_eq!(
+        fields,
+        ["/a~1b", "/items/*/id", "/items/*", "/price", "/t~0"]
+    );
     assert_eq!(found[2].primary, "(absent)");
     assert_eq!(found[2].other, r#"{"id":4}"#);
 }
@@ -88,17 +100,32 @@ fn json_differences_name_pointers_and_fields() {
 #[test]
 fn ignored_pointers_and_wildcards_are_removed_from_both_sides() {
     let c = compare(BodyMode::Json, &["/ts", "/items/*/id", "/nested/*/x"]);
-    let a = answer(200, r#"{"ts": 1, "items": [{"id": 1, "v": 1}, {"id": 2, "v": 2}], "nested": {"p": {"x": 1}, "q": {"x": 2, "y": 3}}}"#);
-    let b = answer(200, r#"{"ts": 2, "items": [{"id": 7, "v": 1}, {"id": 8, "v": 2}], "nested": {"p": {"x": 5}, "q": {"x": 6, "y": 3}}}"#);
+    let a = answer(
+        200,
+        r#"{"ts": 1, "items": [{"id": 1, "v": 1}, {"id": 2, "v": 2}], "nested": {"p": {"x": 1}, "q": {"x": 2, "y": 3}}}"#,
+    );
+    let b = answer(
+        200,
+        r#"{"ts": 2, "items": [{"id": 7, "v": 1}, {"id": 8, "v": 2}], "nested": {"p": {"x": 5}, "q": {"x": 6, "y": 3}}}"#,
+    );
     assert_eq!(judge(&c, &a, &b, None), Verdict::Same);
-    let b = answer(200, r#"{"ts": 2, "items": [{"id": 7, "v": 1}, {"id": 8, "v": 9}], "nested": {}}"#);
-    assert_eq!(places(&differences(&c, &a, &b)), ["/items/1/v", "/nested/p", "/nested/q"]);
+    let b = answer(
+        200,
+        r#"{"ts": 2, "items": [{"id": 7, "v": 1}, {"id": 8, "v": 9}], "nested": {}}"#,
+    );
+    assert_eq!(
+        places(&differences(&c, &a, &b)),
+        ["/items/1/v", "/nested/p", "/nested/q"]
+    );
 }
 
 #[test]
 fn non_json_bodies_are_compared_exactly_in_json_mode() {
     let c = compare(BodyMode::Json, &[]);
-    assert_eq!(judge(&c, &answer(200, "plain"), &answer(200, "plain"), None), Verdict::Same);
+    assert_eq!(
+        judge(&c, &answer(200, "plain"), &answer(200, "plain"), None),
+        Verdict::Same
+    );
     let found = differences(&c, &answer(200, "plain"), &answer(200, "{}"));
     assert_eq!(places(&found), ["body"]);
 }
@@ -106,8 +133,12 @@ fn non_json_bodies_are_compared_exactly_in_json_mode() {
 #[test]
 fn pointers_follow_rfc_6901() {
     assert!(Pointer::parse("").is_ok());
-    assert!(Pointer::parse("a").unwrap_err().contains("starting with `/`"));
-    assert!(Pointer::parse("/a~2").unwrap_err().contains("`~` must be followed"));
+    assert!(Pointer::parse("a")
+        .unwrap_err()
+        .contains("starting with `/`"));
+    assert!(Pointer::parse("/a~2")
+        .unwrap_err()
+        .contains("`~` must be followed"));
     let c = compare(BodyMode::Json, &["/a~1b", "/t~0"]);
     let a = answer(200, r#"{"a/b": 1, "t~": 1, "k": [[1, 2], [3]]}"#);
     let b = answer(200, r#"{"a/b": 2, "t~": 2, "k": [[1, 5], [3, 4]]}"#);
@@ -126,7 +157,10 @@ fn differences_the_baseline_shares_are_noise() {
         panic!("expected differ");
     };
     assert_eq!(places(&found), ["/price"]);
-    assert_eq!(judge(&c, &primary, &regressed, None).clone(), judge(&c, &primary, &regressed, None));
+    assert_eq!(
+        judge(&c, &primary, &regressed, None).clone(),
+        judge(&c, &primary, &regressed, None)
+    );
 }
 
 #[test]
@@ -142,12 +176,18 @@ fn logged_values_are_cut_at_64_bytes_on_a_character_boundary() {
 fn pending_comparisons_complete_in_any_order() {
     let c = compare(BodyMode::None, &[]);
     let mut pending = Pending::new(2);
-    let id = pending.open(0, 1, true, 1000).unwrap();
+    let id = pending.open(0, 1, "GET /".into(), true, 1000).unwrap();
     pending.dispatched(7, id, Role::Candidate);
     pending.dispatched(8, id, Role::Baseline);
-    assert!(pending.answered(7, Side::Answered(answer(200, ""))).is_none());
-    assert!(pending.primary(id, Side::Answered(answer(200, ""))).is_none());
-    let ready = pending.answered(8, Side::Answered(answer(200, ""))).unwrap();
+    assert!(pending
+        .answered(7, Side::Answered(answer(200, "")))
+        .is_none());
+    assert!(pending
+        .primary(id, Side::Answered(answer(200, "")))
+        .is_none());
+    let ready = pending
+        .answered(8, Side::Answered(answer(200, "")))
+        .unwrap();
     assert_eq!((ready.route, ready.mirror), (0, 1));
     assert_eq!(ready.outcome(&c), Outcome::Judged(Verdict::Same));
     assert!(pending.is_empty());
@@ -158,9 +198,9 @@ fn pending_comparisons_complete_in_any_order() {
 fn pending_comparisons_are_capped_and_expire() {
     let c = compare(BodyMode::None, &[]);
     let mut pending = Pending::new(2);
-    let first = pending.open(0, 0, false, 100).unwrap();
-    let second = pending.open(0, 0, false, 200).unwrap();
-    assert_eq!(pending.open(0, 0, false, 300), None);
+    let first = pending.open(0, 0, "GET /".into(), false, 100).unwrap();
+    let second = pending.open(0, 0, "GET /".into(), false, 200).unwrap();
+    assert_eq!(pending.open(0, 0, "GET /".into(), false, 300), None);
     pending.dispatched(1, first, Role::Candidate);
     pending.primary(second, Side::Answered(answer(200, "")));
     let late = pending.expire(150);
@@ -177,14 +217,39 @@ fn failures_and_sizes_are_told_apart() {
     let c = compare(BodyMode::Exact, &[]);
     let mut pending = Pending::new(10);
     let cases = [
-        (Side::Failed, Side::Answered(answer(200, "")), Side::Answered(answer(200, "")), "primary_incomplete"),
-        (Side::Answered(answer(200, "")), Side::Failed, Side::Answered(answer(200, "")), "shadow_failed"),
-        (Side::Answered(answer(200, "")), Side::Answered(answer(200, "")), Side::Failed, "baseline_failed"),
-        (Side::TooLarge, Side::Answered(answer(200, "")), Side::Answered(answer(200, "")), "too_large"),
-        (Side::Answered(answer(200, "a")), Side::Answered(answer(200, "b")), Side::Answered(answer(200, "a")), "differ"),
+        (
+            Side::Failed,
+            Side::Answered(answer(200, "")),
+            Side::Answered(answer(200, "")),
+            "primary_incomplete",
+        ),
+        (
+            Side::Answered(answer(200, "")),
+            Side::Failed,
+            Side::Answered(answer(200, "")),
+            "shadow_failed",
+        ),
+        (
+            Side::Answered(answer(200, "")),
+            Side::Answered(answer(200, "")),
+            Side::Failed,
+            "baseline_failed",
+        ),
+        (
+            Side::TooLarge,
+            Side::Answered(answer(200, "")),
+            Side::Answered(answer(200, "")),
+            "too_large",
+        ),
+        (
+            Side::Answered(answer(200, "a")),
+            Side::Answered(answer(200, "b")),
+            Side::Answered(answer(200, "a")),
+            "differ",
+        ),
     ];
     for (primary, candidate, baseline, expected) in cases {
-        let id = pending.open(0, 0, true, 10).unwrap();
+        let id = pending.open(0, 0, "GET /".into(), true, 10).unwrap();
         pending.copy(id, Role::Candidate, candidate);
         pending.copy(id, Role::Baseline, baseline);
         let ready = pending.primary(id, primary).unwrap();

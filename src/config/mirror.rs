@@ -3,11 +3,11 @@
 use super::error::in_route;
 use super::raw::{RawBodyMode, RawCompare, RawMirror};
 use super::values::Object;
-use crate::compare::{BodyMode, Compare, Pointer, DEFAULT_COMPARE_BODY_BYTES};
 use super::{
     check_header_name, check_label, ConfigError, DEFAULT_HOST_SUFFIX, DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MIRROR_TIMEOUT_MS,
 };
+use crate::compare::{BodyMode, Compare, Pointer, DEFAULT_COMPARE_BODY_BYTES};
 use crate::mirror::{Mirror, PER_MILLION};
 
 // Out of line: see `Config::from_json` (V8 compile memory).
@@ -79,24 +79,29 @@ pub(super) fn compile_mirror(
         }
     };
     let mut strip_headers = Vec::new();
-    for (i, name) in raw.strip_headers.take().unwrap_or_default().iter().enumerate() {
+    for (i, name) in raw
+        .strip_headers
+        .take()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         strip_headers.push(
             check_header_name(name)
                 .map_err(|m| in_route(label, &field(&format!("strip_headers[{i}]")), m))?,
         );
     }
-    let compare = match raw.compare.take() {
-        None => None,
-        Some(_) if cluster_header.is_some() => {
-            return Err(in_route(
+    let compare =
+        match raw.compare.take() {
+            None => None,
+            Some(_) if cluster_header.is_some() => return Err(in_route(
                 label,
                 &field("compare"),
                 "not used with `cluster_header`: only a copy the filter sends returns its answer \
                  to the filter",
-            ))
-        }
-        Some(Object(compare)) => Some(compile_compare(compare, &raw.cluster, label, index)?),
-    };
+            )),
+            Some(Object(compare)) => Some(compile_compare(compare, &raw.cluster, label, index)?),
+        };
     Ok(Mirror {
         strip_headers,
         compare,
@@ -125,13 +130,15 @@ fn compile_compare(
     let mut headers = Vec::new();
     for (i, name) in raw.headers.unwrap_or_default().iter().enumerate() {
         headers.push(
-            check_header_name(name).map_err(|m| in_route(label, &field(&format!("headers[{i}]")), m))?,
+            check_header_name(name)
+                .map_err(|m| in_route(label, &field(&format!("headers[{i}]")), m))?,
         );
     }
     let mut ignore = Vec::new();
     for (i, pointer) in raw.ignore.unwrap_or_default().iter().enumerate() {
         ignore.push(
-            Pointer::parse(pointer).map_err(|m| in_route(label, &field(&format!("ignore[{i}]")), m))?,
+            Pointer::parse(pointer)
+                .map_err(|m| in_route(label, &field(&format!("ignore[{i}]")), m))?,
         );
     }
     let body = match raw.body {
@@ -147,7 +154,8 @@ fn compile_compare(
         ));
     }
     if let Some(baseline) = &raw.baseline {
-        check_label(baseline, "cluster name").map_err(|m| in_route(label, &field("baseline"), m))?;
+        check_label(baseline, "cluster name")
+            .map_err(|m| in_route(label, &field("baseline"), m))?;
         if baseline == cluster {
             return Err(in_route(
                 label,

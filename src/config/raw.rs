@@ -134,7 +134,10 @@ pub struct RawMirror {
 /// `grpc-status`) is always compared.
 #[derive(Debug, Deserialize)]
 #[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
-#[cfg_attr(not(target_arch = "wasm32"), schemars(rename = "Compare", title = "Compare"))]
+#[cfg_attr(
+    not(target_arch = "wasm32"),
+    schemars(rename = "Compare", title = "Compare")
+)]
 #[serde(deny_unknown_fields)]
 pub struct RawCompare {
     /// Response headers whose values must be equal (case-insensitive names; absent on both

@@ -162,6 +162,9 @@ impl ShadowHeaders {
 pub struct Shadow {
     pub route: usize,
     pub mirror: usize,
+    /// Set when the answer is compared: the comparison, and whether this copy goes to the
+    /// mirror's cluster or to its baseline.
+    pub compared: Option<(u64, crate::compare::pending::Role)>,
     pub authority: String,
     pub headers: Rc<ShadowHeaders>,
     pub body: Rc<[u8]>,
@@ -203,6 +206,11 @@ impl BodyCopy {
     pub fn overflow(&mut self) {
         self.overflowed = true;
         self.data = Vec::new();
+    }
+
+    /// The bytes copied so far; `None` if they outgrew the limit.
+    pub fn bytes(&self) -> Option<&[u8]> {
+        (!self.overflowed).then_some(&self.data[..])
     }
 
     /// The copied body, to share between the request's mirrors; `None` if it outgrew the limit.

@@ -31,18 +31,46 @@ impl Recorded {
     }
 }
 
+/// An answer chosen by the test for each request: status, headers, body, and whether the body
+/// is sent in chunks (`transfer-encoding: chunked`, one chunk per 7 bytes).
+#[derive(Debug, Clone, Default)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub chunked: bool,
+}
+
+pub type Responder = Arc<dyn Fn(&Recorded) -> Reply + Send + Sync>;
+
 /// How the backend answers.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct Behavior {
     pub status: u16,
     /// Sleep this long before answering (a slow shadow).
     pub delay: Duration,
+    /// When set, decides the whole answer (then `status` is unused).
+    pub respond: Option<Responder>,
+}
+
+impl Behavior {
+    /// Answers what `respond` returns for each request.
+    pub fn replying(respond: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> Self {
+        Behavior {
+            respond: Some(Arc::new(respond)),
+            ..Behavior::default()
+        }
+    }
 }
 
 impl Behavior {
     /// Answers 200 after `delay`.
     pub fn delayed(delay: Duration) -> Self {
-        Behavior { status: 200, delay }
+        Behavior {
+            status: 200,
+            delay,
+            respond: None,
+        }
     }
 }
 
@@ -51,6 +79,7 @@ impl Default for Behavior {
         Behavior {
             status: 200,
             delay: Duration::ZERO,
+            respond: None,
         }
     }
 }
@@ -86,7 +115,8 @@ impl Backend {
                 }
                 let Ok(stream) = stream else { continue };
                 let (received, name) = (thread_received.clone(), thread_name.clone());
-                std::thread::spawn(move || serve(stream, &name, behavior, &received));
+                let behavior = behavior.clone();
+                std::thread::spawn(move || serve(stream, &name, &behavior, &received));
             }
         });
         Backend {
@@ -135,15 +165,22 @@ impl Drop for Backend {
     }
 }
 
-fn serve(mut stream: TcpStream, name: &str, behavior: Behavior, received: &Mutex<Vec<Recorded>>) {
+fn serve(mut stream: TcpStream, name: &str, behavior: &Behavior, received: &Mutex<Vec<Recorded>>) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
     let mut buffer = Vec::new();
     loop {
         let Some(request) = read_request(&mut stream, &mut buffer) else {
             return;
         };
+        let reply = behavior.respond.as_ref().map(|respond| respond(&request));
         received.lock().unwrap().push(request);
         std::thread::sleep(behavior.delay);
+        if let Some(reply) = reply {
+            if stream.write_all(&encode(&reply, name)).is_err() {
+                return;
+            }
+            continue;
+        }
         let body = format!("{name}\n");
         let response = format!(
             "HTTP/1.1 {} X\r\nx-served-by: {name}\r\ncontent-length: {}\r\n\r\n{body}",
@@ -154,6 +191,27 @@ fn serve(mut stream: TcpStream, name: &str, behavior: Behavior, received: &Mutex
             return;
         }
     }
+}
+
+/// A test's reply on the wire, with `x-served-by`.
+fn encode(reply: &Reply, name: &str) -> Vec<u8> {
+    let mut out = format!("HTTP/1.1 {} X\r\nx-served-by: {name}\r\n", reply.status).into_bytes();
+    for (header, value) in &reply.headers {
+        out.extend_from_slice(format!("{header}: {value}\r\n").as_bytes());
+    }
+    if reply.chunked {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
+        for chunk in reply.body.chunks(7) {
+            out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+            out.extend_from_slice(chunk);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"0\r\n\r\n");
+    } else {
+        out.extend_from_slice(format!("content-length: {}\r\n\r\n", reply.body.len()).as_bytes());
+        out.extend_from_slice(&reply.body);
+    }
+    out
 }
 
 /// Reads one request from `stream`; `buffer` keeps bytes of the next one (keep-alive).

@@ -44,7 +44,7 @@ class ModuleExports(unittest.TestCase):
         require_wasm()
         exports = {name for name, _, _ in wasm_exports.export_section(WASM.read_bytes())[0]}
         self.assertEqual(exports, set(wasm_exports.KEEP), "run `make build` (it trims the exports)")
-        for unused in ("proxy_on_log", "proxy_on_done", "proxy_on_response_body", "proxy_on_downstream_data"):
+        for unused in ("proxy_on_log", "proxy_on_done", "proxy_on_downstream_data"):
             self.assertNotIn(unused, exports)
 
     def test_every_implemented_callback_is_kept_and_nothing_else(self):
