@@ -18,7 +18,7 @@ PYTHON_VENV := $(VENV)/bin/python
 # Every Envoy config we ship; `make validate` checks each with `envoy --mode validate`.
 ENVOY_CONFIGS := envoy/envoy.yaml envoy/backends.yaml $(wildcard envoy/envoy-*.yaml)
 
-.PHONY: bench bench-instructions optimize oci soak build fault-build wasm-target envoy run demo test lint validate fuzz fuzz-smoke fuzz-tool clean
+.PHONY: bench bench-instructions bench-scale optimize oci soak build fault-build wasm-target envoy run demo test lint validate fuzz fuzz-smoke fuzz-tool clean
 
 # The release module, then only the exports the filter uses (tools/wasm_exports.py: Envoy calls
 # no callback a module does not export). The linker is rust-lld through tools/wasm_link.py, which
@@ -85,6 +85,12 @@ bench: build envoy
 # Only the instruction counts (~2 minutes; valgrind): repeatable on a busy machine, for A/B work.
 bench-instructions: build envoy
 	$(PYTHON_VENV) bench/instructions.py
+
+# Memory and start-up time at 1, 1,000 and 10,000 routes, 1 and 2 workers (~1 minute): RSS, Envoy's
+# heap, the wasm memories and the stats, against Envoy alone and an empty filter.
+# `bench/scale.py --wasm OTHER.wasm` measures another build.
+bench-scale: build envoy
+	$(PYTHON_VENV) bench/scale.py
 
 # Optional: binaryen's wasm-opt (npm package, installed under target/) shrinks the module into
 # split_mirror.opt.wasm. The contract artifact stays $(WASM); load the .opt one if size matters.

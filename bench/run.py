@@ -113,6 +113,17 @@ def wasm_filter(config, module=WASM):
             "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": json.dumps(config)}}}}
 
 
+def scale_routes(count, wildcard=False):
+    """`count` filter routes `r0`..., one host each (`h<i>.example`, or `*.w<i>.example`), 80/20."""
+    return [{"name": f"r{i}", "hosts": [f"*.w{i}.example" if wildcard else f"h{i}.example"],
+             "backends": [{"cluster": "v1", "weight": 80}, {"cluster": "v2", "weight": 20}]} for i in range(count)]
+
+
+def last_route(count, wildcard=False):
+    """The name of the last of `scale_routes(count, wildcard)` and a host only it matches."""
+    return f"r{count - 1}", f"api.w{count - 1}.example" if wildcard else f"h{count - 1}.example"
+
+
 def proxy_config(variant, port, admin, backends):
     native = {"weighted_clusters": {"clusters": SPLIT}}
     if variant == "c":
@@ -135,6 +146,12 @@ def proxy_config(variant, port, admin, backends):
         filters = [ROUTER] if variant == "h" else [wasm_filter({"routes": [route]}, module), ROUTER]
         routes.insert(0, {"match": {"prefix": "/", "headers": [{"name": "x-split-cluster", "present_match": True}]},
                           "route": header_route})
+    return bootstrap(port, admin, backends, filters, routes)
+
+
+def bootstrap(port, admin, backends, filters, routes):
+    """A proxy listening on `port` with these HTTP filters and routes (one virtual host, any
+    domain), a cluster per backend."""
     return {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
         "static_resources": {
