@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::metrics::MirrorOutcome;
 use crate::mirror::{InFlight, Shadow, Skip};
 use crate::random::Rng;
+use crate::routing::Reason;
 use proxy_wasm::hostcalls;
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
@@ -21,7 +22,7 @@ const IDLE_TICKS_BEFORE_STOP: u32 = 1000;
 /// Compiled once in `on_configure`; HTTP contexts hold an `Rc` of it, never a copy.
 pub struct Filter {
     pub config: Config,
-    pub counters: Counters,
+    counters: Counters,
     /// Shadows this worker has in flight (a VM is one worker thread).
     in_flight: RefCell<InFlight>,
     /// Shadows waiting for the root context's next tick.
@@ -36,7 +37,7 @@ pub struct Filter {
 impl Filter {
     pub fn new(config: Config) -> Self {
         Filter {
-            counters: Counters::define(&config),
+            counters: Counters::new(&config),
             in_flight: RefCell::new(InFlight::new(config.max_shadows_in_flight)),
             outbox: RefCell::new(Vec::new()),
             tick_running: Cell::new(false),
@@ -45,6 +46,21 @@ impl Filter {
             config,
             rng: Cell::new(Rng::from_entropy()),
         }
+    }
+
+    /// Counts a request routed to `backend` of `route` for `reason`.
+    pub fn count_request(&self, route: usize, backend: usize, reason: Reason) {
+        self.counters.request(&self.config, route, backend, reason);
+    }
+
+    /// Counts a request no route matched.
+    pub fn count_unmatched(&self) {
+        self.counters.unmatched.increment();
+    }
+
+    /// Counts what happened to a request for `mirror` of `route`.
+    pub fn count_mirror(&self, route: usize, mirror: usize, outcome: MirrorOutcome) {
+        self.counters.mirror(&self.config, route, mirror, outcome);
     }
 
     /// Runs `draw` with this VM's generator (a VM is single-threaded: one generator per worker).
@@ -60,7 +76,7 @@ impl Filter {
         let mut outbox = self.outbox.borrow_mut();
         if !self.in_flight.borrow().has_room(outbox.len()) {
             let skip = MirrorOutcome::Skipped(Skip::InFlightCap);
-            self.counters.mirror(shadow.route, shadow.mirror, skip);
+            self.count_mirror(shadow.route, shadow.mirror, skip);
             return;
         }
         if !self.tick_running.get() {
@@ -68,7 +84,7 @@ impl Filter {
             if let Err(status) = hostcalls::set_tick_period(OUTBOX_TICK) {
                 log::warn!("split-mirror: cannot schedule mirroring ({status:?})");
                 let failed = MirrorOutcome::DispatchFailed;
-                self.counters.mirror(shadow.route, shadow.mirror, failed);
+                self.count_mirror(shadow.route, shadow.mirror, failed);
                 return;
             }
             self.tick_running.set(true);

@@ -92,9 +92,7 @@ impl SplitMirrorHttp {
                 // clears its route cache on this write (modules of ABI 0.2.1), so the router
                 // picks the route again with the header, even if one was chosen before.
                 self.set_http_request_header(route_header, cluster);
-                filter
-                    .counters
-                    .request(found.index, decision.backend, decision.reason);
+                filter.count_request(found.index, decision.backend, decision.reason);
                 if filter.config.response_header.is_some() {
                     self.chosen = Some((found.index, decision.backend));
                 }
@@ -104,7 +102,7 @@ impl SplitMirrorHttp {
                 Some(found.index)
             }
             None => {
-                filter.counters.unmatched.increment();
+                filter.count_unmatched();
                 if self.get_http_request_header_bytes(route_header).is_some() {
                     self.set_http_request_header(route_header, None);
                 }
@@ -145,7 +143,7 @@ impl SplitMirrorHttp {
                         Ok(()) => MirrorOutcome::Mirrored,
                         Err(skip) => MirrorOutcome::Skipped(skip),
                     };
-                    filter.counters.mirror(route_index, i, outcome);
+                    filter.count_mirror(route_index, i, outcome);
                     None
                 })
                 .collect()
@@ -197,7 +195,7 @@ impl SplitMirrorHttp {
             };
             let Some(body) = body.as_ref().filter(|b| b.len() <= mirror.max_body_bytes) else {
                 let skip = MirrorOutcome::Skipped(Skip::BodyTooLarge);
-                filter.counters.mirror(pending.route, i, skip);
+                filter.count_mirror(pending.route, i, skip);
                 continue;
             };
             filter.enqueue(Shadow {

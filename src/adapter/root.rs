@@ -52,7 +52,7 @@ impl SplitMirrorRoot {
                         MirrorOutcome::DispatchFailed
                     }
                 };
-            filter.counters.mirror(shadow.route, shadow.mirror, outcome);
+            filter.count_mirror(shadow.route, shadow.mirror, outcome);
         }
         filter.flush_in_flight_gauge();
     }
