@@ -197,3 +197,125 @@ fn canonical(
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use serde_json::{json, Value};
+
+    fn route(rollout: Value) -> Value {
+        json!({"routes": [{"name": "r", "backends": [
+            {"cluster": "stable", "weight": 100}, {"cluster": "canary", "weight": 0}],
+            "rollout": rollout}]})
+    }
+
+    fn error_of(rollout: Value) -> String {
+        Config::from_json(route(rollout).to_string().as_bytes())
+            .unwrap_err()
+            .0
+    }
+
+    fn fingerprint_of(rollout: Value) -> u64 {
+        let config = Config::from_json(route(rollout).to_string().as_bytes()).unwrap();
+        config.routes[0].rollout.as_ref().unwrap().fingerprint
+    }
+
+    const START: &str = "2026-12-01T10:00:00Z";
+
+    #[test]
+    fn errors_name_the_field() {
+        for (rollout, expected) in [
+            (
+                json!({"canary": "nope"}),
+                "route \"r\": rollout.canary: \"nope\" is not the cluster of one of this route's backends",
+            ),
+            (
+                json!({"canary": "canary", "steps": [{"weight": 20}]}),
+                "route \"r\": rollout.start: required with `steps`: the RFC 3339 time step 1 begins",
+            ),
+            (
+                json!({"canary": "canary", "start": "2026-12-01 10:00", "steps": [{"weight": 20}]}),
+                "route \"r\": rollout.start: expected an RFC 3339 time such as \"2026-12-01T10:00:00Z\" or \"2026-12-01T12:00:00+02:00\", got \"2026-12-01 10:00\"",
+            ),
+            (
+                json!({"canary": "canary", "start": START, "steps": [{"weight": 40}, {"weight": 20.5}]}),
+                "route \"r\": rollout.steps[1].weight: 20.5 is below the previous step's 40: steps may only raise the canary's share",
+            ),
+            (
+                json!({"canary": "canary", "start": START, "steps": [{"weight": 20, "hold_s": 0}]}),
+                "route \"r\": rollout.steps[0].hold_s: expected an integer 1..=31536000, got 0",
+            ),
+            (
+                json!({"canary": "canary", "start": START, "steps": [{"weight": 20, "hold_s": 31_536_001}]}),
+                "route \"r\": rollout.steps[0].hold_s: expected an integer 1..=31536000, got 31536001",
+            ),
+            (
+                json!({"canary": "canary", "start": START, "steps": [{"weight": 20.125}]}),
+                "route \"r\": rollout.steps[0].weight: expected at most 2 decimals, got 20.125",
+            ),
+            (
+                json!({"canary": "canary", "start": START, "steps": [{"weight": 101}]}),
+                "route \"r\": rollout.steps[0].weight: expected a number 0..=100, got 101",
+            ),
+            (
+                json!({"canary": "canary", "start": START, "steps": []}),
+                "route \"r\": rollout.steps: expected at least one step, got an empty list",
+            ),
+            (
+                json!({"canary": "canary", "start": START}),
+                "route \"r\": rollout.start: has no effect without `steps`; remove it or add steps",
+            ),
+            (
+                json!({"canary": "canary", "guard": {"max_error_rate": 1.5, "min_requests": 1, "window_s": 30}}),
+                "route \"r\": rollout.guard.max_error_rate: expected a number 0..=1, got 1.5",
+            ),
+            (
+                json!({"canary": "canary", "guard": {"max_error_rate": 0.1, "min_requests": 0, "window_s": 30}}),
+                "route \"r\": rollout.guard.min_requests: expected an integer 1..=1000000000, got 0",
+            ),
+            (
+                json!({"canary": "canary", "guard": {"max_error_rate": 0.1, "min_requests": 5, "window_s": 3601}}),
+                "route \"r\": rollout.guard.window_s: expected an integer 1..=3600, got 3601",
+            ),
+            (
+                json!({"canary": "canary", "stpes": []}),
+                "route \"r\": rollout.stpes: unknown field `stpes`, expected one of `canary`, `start`, `steps`, `guard`",
+            ),
+        ] {
+            assert_eq!(error_of(rollout.clone()), expected, "{rollout}");
+        }
+    }
+
+    #[test]
+    fn a_lone_canary_is_refused() {
+        let config = json!({"routes": [{"name": "r", "backends": [{"cluster": "canary"}],
+            "rollout": {"canary": "canary"}}]});
+        let error = Config::from_json(config.to_string().as_bytes()).unwrap_err().0;
+        assert!(error.starts_with("route \"r\": rollout.canary: the route needs another backend"), "{error}");
+    }
+
+    #[test]
+    fn guard_works_without_steps() {
+        let config = Config::from_json(
+            route(json!({"canary": "canary", "guard": {"max_error_rate": 0.05, "min_requests": 50, "window_s": 30}}))
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
+        let rollout = config.routes[0].rollout.as_ref().unwrap();
+        assert!(rollout.steps.is_empty());
+        assert_eq!(rollout.guard.as_ref().unwrap().min_requests, 50);
+    }
+
+    #[test]
+    fn fingerprint_follows_meaning_not_spelling() {
+        let base = json!({"canary": "canary", "start": START, "steps": [{"weight": 20, "hold_s": 30}]});
+        let respelled = json!({"steps": [{"hold_s": 30.0, "weight": 2e1}], "start": "2026-12-01T11:00:00+01:00", "canary": "canary"});
+        assert_eq!(fingerprint_of(base.clone()), fingerprint_of(respelled));
+        let later = json!({"canary": "canary", "start": "2026-12-01T10:00:01Z", "steps": [{"weight": 20, "hold_s": 30}]});
+        assert_ne!(fingerprint_of(base.clone()), fingerprint_of(later));
+        let guarded = json!({"canary": "canary", "start": START, "steps": [{"weight": 20, "hold_s": 30}],
+            "guard": {"max_error_rate": 0.05, "min_requests": 50, "window_s": 30}});
+        assert_ne!(fingerprint_of(base), fingerprint_of(guarded));
+    }
+}
