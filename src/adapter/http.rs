@@ -5,6 +5,7 @@ use super::host::Filter;
 use crate::config::Route;
 use crate::metrics::MirrorOutcome;
 use crate::mirror::{header_map, BodyCopy, Shadow, ShadowHeaders, Skip};
+use crate::rollout::guard::StatusClass;
 use crate::routing::keys::KeySource;
 use crate::routing::{RequestHeaders, RequestView};
 use proxy_wasm::hostcalls;
@@ -21,6 +22,8 @@ pub struct SplitMirrorHttp {
     set_cookie: Option<String>,
     /// `(route, backend)` chosen, kept only when `response_header` is configured.
     chosen: Option<(usize, usize)>,
+    /// `(route, backend)` chosen on a route with a rollout: its response is counted.
+    counted: Option<(usize, usize)>,
 }
 
 /// Request headers read from the host on demand, each at most once per request.
@@ -58,6 +61,7 @@ impl SplitMirrorHttp {
             pending: None,
             set_cookie: None,
             chosen: None,
+            counted: None,
         }
     }
 
@@ -82,8 +86,13 @@ impl SplitMirrorHttp {
             Some(found) => {
                 let route = found.route;
                 let mut headers = HostHeaders::default();
-                let decision =
-                    filter.with_rng(|rng| route.decide(found.tagged_backend, &mut headers, rng));
+                let split = filter.rollouts.split(found.index, route);
+                let decision = filter.with_rng(|rng| {
+                    route.decide_in(split, found.tagged_backend, &mut headers, rng)
+                });
+                if route.rollout.is_some() {
+                    self.counted = Some((found.index, decision.backend));
+                }
                 let cluster = route
                     .backends
                     .get(decision.backend)
@@ -286,6 +295,17 @@ impl HttpContext for SplitMirrorHttp {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        // Only routes with a rollout read `:status`; the others pay one branch.
+        if let Some((route, backend)) = self.counted.take() {
+            if let Some(filter) = &self.filter {
+                let status = self.get_http_response_header_bytes(":status");
+                if let Some(class) = status.as_deref().and_then(StatusClass::of_header) {
+                    filter
+                        .rollouts
+                        .response(&filter.config, route, backend, class);
+                }
+            }
+        }
         if let Some(cookie) = self.set_cookie.take() {
             self.add_http_response_header("set-cookie", &cookie);
         }

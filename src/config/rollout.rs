@@ -23,7 +23,8 @@ pub(super) fn compile(
     route_name: &str,
     label: &str,
 ) -> Result<Rollout, ConfigError> {
-    let error = |field: &str, message: String| in_route(label, &format!("rollout.{field}"), message);
+    let error =
+        |field: &str, message: String| in_route(label, &format!("rollout.{field}"), message);
     let canary = backends
         .iter()
         .position(|b| b.cluster == raw.canary)
@@ -126,9 +127,8 @@ pub(super) fn compile(
         };
     }
     let guard = raw.guard.map(|Object(guard)| compile_guard(guard));
-    let fingerprint = fnv1a64(
-        canonical(route_name, &raw.canary, start_ms, &steps, guard.as_ref()).as_bytes(),
-    );
+    let fingerprint =
+        fnv1a64(canonical(route_name, &raw.canary, start_ms, &steps, guard.as_ref()).as_bytes());
     Ok(Rollout {
         canary,
         order,
@@ -290,8 +290,13 @@ mod tests {
     fn a_lone_canary_is_refused() {
         let config = json!({"routes": [{"name": "r", "backends": [{"cluster": "canary"}],
             "rollout": {"canary": "canary"}}]});
-        let error = Config::from_json(config.to_string().as_bytes()).unwrap_err().0;
-        assert!(error.starts_with("route \"r\": rollout.canary: the route needs another backend"), "{error}");
+        let error = Config::from_json(config.to_string().as_bytes())
+            .unwrap_err()
+            .0;
+        assert!(
+            error.starts_with("route \"r\": rollout.canary: the route needs another backend"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -309,7 +314,8 @@ mod tests {
 
     #[test]
     fn fingerprint_follows_meaning_not_spelling() {
-        let base = json!({"canary": "canary", "start": START, "steps": [{"weight": 20, "hold_s": 30}]});
+        let base =
+            json!({"canary": "canary", "start": START, "steps": [{"weight": 20, "hold_s": 30}]});
         let respelled = json!({"steps": [{"hold_s": 30.0, "weight": 2e1}], "start": "2026-12-01T11:00:00+01:00", "canary": "canary"});
         assert_eq!(fingerprint_of(base.clone()), fingerprint_of(respelled));
         let later = json!({"canary": "canary", "start": "2026-12-01T10:00:01Z", "steps": [{"weight": 20, "hold_s": 30}]});

@@ -162,7 +162,11 @@ impl Window {
         let oldest = period - self.buckets.len() as i64;
         let mut canary = Counts::default();
         let mut others = Counts::default();
-        for bucket in self.buckets.iter().filter(|b| b.period > oldest && b.period <= period) {
+        for bucket in self
+            .buckets
+            .iter()
+            .filter(|b| b.period > oldest && b.period <= period)
+        {
             canary.add(bucket.canary);
             others.add(bucket.others);
         }
@@ -252,10 +256,19 @@ mod tests {
 
     #[test]
     fn status_classes() {
-        assert_eq!(StatusClass::of_header(b"503"), Some(StatusClass::ServerError));
+        assert_eq!(
+            StatusClass::of_header(b"503"),
+            Some(StatusClass::ServerError)
+        );
         assert_eq!(StatusClass::of_header(b"200"), Some(StatusClass::Success));
-        assert_eq!(StatusClass::of_header(b"404"), Some(StatusClass::ClientError));
-        assert_eq!(StatusClass::of_header(b"301"), Some(StatusClass::Redirection));
+        assert_eq!(
+            StatusClass::of_header(b"404"),
+            Some(StatusClass::ClientError)
+        );
+        assert_eq!(
+            StatusClass::of_header(b"301"),
+            Some(StatusClass::Redirection)
+        );
         assert_eq!(StatusClass::of_header(b"101"), None);
         assert_eq!(StatusClass::of_header(b"abc"), None);
         for (i, class) in StatusClass::ALL.iter().enumerate() {

@@ -87,7 +87,10 @@ fn canary_gets_the_step_share_and_others_keep_their_proportions() {
     assert_eq!(rollout.canary_share(2, false), 4050);
     assert_eq!(rollout.canary_share(0, false), 0);
     assert_eq!(rollout.canary_share(2, true), 0);
-    assert_eq!(rollout.table(2, true).cumulative(), &[600_000, 800_000, 800_000]);
+    assert_eq!(
+        rollout.table(2, true).cumulative(),
+        &[600_000, 800_000, 800_000]
+    );
     assert_eq!(rollout.table(0, false).cumulative(), &[60, 80, 80]);
 }
 

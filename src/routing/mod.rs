@@ -223,9 +223,7 @@ impl Route {
         }
         if let Some(sticky) = &self.sticky {
             match lookup(&sticky.source, headers).filter(|key| !key.is_empty()) {
-                Some(key) => {
-                    return Decision::new(split.sticky(&key), Reason::Sticky)
-                }
+                Some(key) => return Decision::new(split.sticky(&key), Reason::Sticky),
                 None if sticky.set_cookie => {
                     let key = format!("{:016x}{:016x}", rng.next_u64(), rng.next_u64());
                     let backend = split.sticky(key.as_bytes());
