@@ -174,15 +174,32 @@ impl Window {
     }
 }
 
+/// How many standard errors of the difference the canary's 5xx share must exceed the others'
+/// by: two backends failing alike differ by sampling noise alone, and the rule is checked at
+/// every canary response, so a plain `>` would abort such a pair about half the time.
+const NOISE_MARGIN_STANDARD_ERRORS: f64 = 3.0;
+
 impl Guard {
     /// The abort rule: enough canary responses, a canary 5xx share above `max_error_rate`, and
-    /// above the other backends' share in the same window (a shared outage is not the canary's
-    /// fault).
+    /// above the other backends' share in the same window by more than sampling noise (a
+    /// shared outage is not the canary's fault).
     pub fn should_abort(&self, canary: Counts, others: Counts) -> bool {
         canary.responses >= self.min_requests
             && canary.error_rate() > self.max_error_rate
-            && canary.error_rate() > others.error_rate()
+            && canary.error_rate() > others.error_rate() + noise_margin(canary, others)
     }
+}
+
+/// `3 ×` the standard error of the difference of the two shares under the hypothesis that
+/// both backends fail alike (pooled share); 0 when the others had no responses.
+fn noise_margin(canary: Counts, others: Counts) -> f64 {
+    if others.responses == 0 || canary.responses == 0 {
+        return 0.0;
+    }
+    let (n_canary, n_others) = (canary.responses as f64, others.responses as f64);
+    let pooled = (canary.server_errors + others.server_errors) as f64 / (n_canary + n_others);
+    let variance = pooled * (1.0 - pooled) * (1.0 / n_canary + 1.0 / n_others);
+    NOISE_MARGIN_STANDARD_ERRORS * variance.sqrt()
 }
 
 #[cfg(test)]
@@ -213,15 +230,23 @@ mod tests {
 
     #[test]
     fn error_rate_at_the_limit_does_not_abort() {
-        assert!(!guard().should_abort(counts(100, 5), counts(100, 0)));
-        assert!(guard().should_abort(counts(100, 6), counts(100, 0)));
+        assert!(!guard().should_abort(counts(100, 5), counts(0, 0)));
+        assert!(guard().should_abort(counts(100, 6), counts(0, 0)));
     }
 
     #[test]
     fn shared_failure_does_not_abort() {
         assert!(!guard().should_abort(counts(100, 20), counts(400, 80)));
         assert!(!guard().should_abort(counts(100, 20), counts(400, 90)));
-        assert!(guard().should_abort(counts(100, 21), counts(400, 80)));
+        // Sampling noise: 24 % against 20 % over 100 responses is not evidence.
+        assert!(!guard().should_abort(counts(100, 24), counts(400, 80)));
+        assert!(guard().should_abort(counts(100, 40), counts(400, 80)));
+    }
+
+    #[test]
+    fn canary_failing_ten_percent_beside_a_clean_stable_aborts() {
+        assert!(guard().should_abort(counts(100, 10), counts(1000, 0)));
+        assert!(guard().should_abort(counts(20, 20), counts(20, 0)));
     }
 
     #[test]
