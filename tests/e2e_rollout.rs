@@ -125,7 +125,10 @@ fn steps_follow_the_clock() {
     sleep_until(boundary_start_ms + 300);
     while now_ms() < boundary + 2000 {
         let sent = now_ms();
-        let served = Request::get("/").host("boundary").send(envoy.port).served_by();
+        let served = Request::get("/")
+            .host("boundary")
+            .send(envoy.port)
+            .served_by();
         let answered = now_ms();
         let side = if answered < boundary - 300 {
             &mut before
@@ -144,7 +147,7 @@ fn steps_follow_the_clock() {
     );
     let after_total: usize = after.values().sum();
     assert!(
-        after_total >= 100 && after.get("stable").is_none(),
+        after_total >= 100 && !after.contains_key("stable"),
         "100 % step: {after:?}"
     );
     let past = spread(&envoy, &Request::get("/").host("past"), 1600, 4);
@@ -225,7 +228,10 @@ fn failing_canary_aborts_and_overrides_still_reach_it() {
         .send(envoy.port);
     assert_eq!(response.served_by(), "canary");
     assert_eq!(response.status, 500);
-    assert_eq!(wasm_stat(&envoy, "split_mirror_rollout_aborted;route=demo"), 1);
+    assert_eq!(
+        wasm_stat(&envoy, "split_mirror_rollout_aborted;route=demo"),
+        1
+    );
     assert_eq!(
         wasm_stat(&envoy, "split_mirror_rollout_canary_weight;route=demo"),
         0
@@ -261,12 +267,9 @@ fn guard_does_not_abort_without_evidence_against_the_canary() {
         ("stable-few", stable_few.port),
         ("canary-few", canary_few.port),
     ];
-    let pair = |stable: &str, canary: &str| {
-        json!([{"cluster": stable, "weight": 50}, {"cluster": canary, "weight": 50}])
-    };
-    let guard_only = |canary: &str, min_requests: u64| {
-        json!({"canary": canary, "guard": guard(min_requests)})
-    };
+    let pair = |stable: &str, canary: &str| json!([{"cluster": stable, "weight": 50}, {"cluster": canary, "weight": 50}]);
+    let guard_only =
+        |canary: &str, min_requests: u64| json!({"canary": canary, "guard": guard(min_requests)});
     let config = json!({"routes": [
         route("stable-fails", pair("stable-ten", "canary-clean"), guard_only("canary-clean", 20)),
         route("both-fail", pair("stable-twenty", "canary-twenty"), guard_only("canary-twenty", 20)),
@@ -286,7 +289,10 @@ fn guard_does_not_abort_without_evidence_against_the_canary() {
             "{host}: {counts:?}"
         );
         assert_eq!(
-            wasm_stat(&envoy, &format!("split_mirror_rollout_aborted;route={host}")),
+            wasm_stat(
+                &envoy,
+                &format!("split_mirror_rollout_aborted;route={host}")
+            ),
             0,
             "{host} aborted"
         );
@@ -312,7 +318,10 @@ fn abort_holds_on_every_worker() {
     let after = spread(&envoy, &request, 600, 6);
     assert_eq!(after.get("canary"), None, "after the abort: {after:?}");
     assert_eq!(canary.count(), before);
-    assert!(before <= 60, "canary got {before} requests before the abort held");
+    assert!(
+        before <= 60,
+        "canary got {before} requests before the abort held"
+    );
 }
 
 #[test]
@@ -347,7 +356,10 @@ fn reconfiguration_keeps_the_abort_and_a_new_start_resumes() {
     let counts = spread(&envoy, &request, 30, 1);
     let to_canary = counts.get("canary").copied().unwrap_or(0);
     assert!(to_canary >= 4, "the ramp did not resume: {counts:?}");
-    assert_eq!(wasm_stat(&envoy, "split_mirror_rollout_aborted;route=demo"), 0);
+    assert_eq!(
+        wasm_stat(&envoy, "split_mirror_rollout_aborted;route=demo"),
+        0
+    );
 }
 
 #[test]
@@ -440,5 +452,8 @@ fn sticky_cohorts_are_monotone_through_steps_and_return_after_abort() {
     }
     assert!(envoy.wait_for_log("rollout aborted"), "no abort logged");
     let after = assign("/");
-    assert_eq!(after, before, "after the abort keys are not back where they were");
+    assert_eq!(
+        after, before,
+        "after the abort keys are not back where they were"
+    );
 }

@@ -184,13 +184,12 @@ fn serve(mut stream: TcpStream, name: &str, behavior: Behavior, received: &Mutex
             received.push(request);
             received.len()
         };
-        let status = if failing_path
-            || (behavior.fail_one_in > 0 && count % behavior.fail_one_in == 0)
-        {
-            500
-        } else {
-            behavior.status
-        };
+        let status =
+            if failing_path || (behavior.fail_one_in > 0 && count % behavior.fail_one_in == 0) {
+                500
+            } else {
+                behavior.status
+            };
         std::thread::sleep(behavior.delay);
         let body = format!("{name}\n");
         let response = format!(
