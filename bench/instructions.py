@@ -29,7 +29,7 @@ import run as bench  # noqa: E402  (bench/run.py: the variants' configs)
 
 WARM_UP = 300
 # The variants counted, in the order of the table: each floor before what it bounds.
-ORDER = ("a", "n", "m", "0", "s", "h", "b", "c", "k", "d", "j", "f")
+ORDER = ("a", "n", "m", "0", "s", "h", "b", "r", "c", "k", "d", "j", "f")
 READY_TIMEOUT_S = 300
 
 

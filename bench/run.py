@@ -77,6 +77,7 @@ VARIANTS = {
     "f": "filter 80/20 + mirror 100 % sent by Envoy (cluster_header)",
     "k": "floor mirror: raw-ABI split + the filter sends each request's headers to shadow",
     "j": "floor mirror header: raw-ABI split + a header for Envoy's cluster_header mirror",
+    "r": "filter 80/20 as a rollout step (canary v2 at 20 %) with a guard",
 }
 MIRROR_HEADER = "x-split-mirror-cluster"
 # Measured only by bench/instructions.py.
@@ -121,8 +122,12 @@ def proxy_config(variant, port, admin, backends):
     filters = [ROUTER]
     if variant in ("0", "s", "n"):
         filters = [wasm_filter({}, REFERENCE_MODULES[variant]), ROUTER]
-    if variant in ("b", "d", "e", "x", "h", "f", "m", "k", "j"):
+    if variant in ("b", "d", "e", "x", "h", "f", "m", "k", "j", "r"):
         route = {"name": "bench", "backends": [{"cluster": "v1", "weight": 80}, {"cluster": "v2", "weight": 20}]}
+        if variant == "r":
+            # Step 1 in force since 2020 (a clock read per request), every status counted.
+            route["rollout"] = {"canary": "v2", "start": "2020-01-01T00:00:00Z", "steps": [{"weight": 20}],
+                                "guard": {"max_error_rate": 0.05, "min_requests": 50, "window_s": 30}}
         header_route = {"cluster_header": "x-split-cluster"}
         if variant == "d":
             route["mirrors"] = [{"cluster": "shadow"}]
@@ -298,7 +303,7 @@ def report(args, results, rss, machine, instruction_table):
 
 
 # The native variant each one is compared with, round by round.
-BASELINE = {"b": "a", "0": "a", "n": "a", "m": "a", "h": "a", "e": "a", "x": "a", "d": "c", "f": "c", "k": "c", "j": "c"}
+BASELINE = {"r": "b", "b": "a", "0": "a", "n": "a", "m": "a", "h": "a", "e": "a", "x": "a", "d": "c", "f": "c", "k": "c", "j": "c"}
 
 
 def per_round_table(rows, connections):
