@@ -9,7 +9,7 @@
 use super::rollout_metrics::RolloutMetrics;
 use crate::config::{Config, Route};
 use crate::rollout::guard::{StatusClass, Window};
-use crate::rollout::StepClock;
+use crate::rollout::{decimal, percent_text, StepClock};
 use crate::routing::Split;
 use proxy_wasm::hostcalls;
 use std::cell::{Cell, RefCell};
@@ -134,17 +134,17 @@ impl Rollouts {
             .map_or("", |b| b.cluster.as_str());
         log::warn!(
             "split-mirror: route \"{}\": rollout aborted: canary \"{canary_name}\" answered 5xx \
-             to {} of {} requests ({:.1} %) in the last {} s, above max_error_rate {} and the \
-             other backends' {} of {} ({:.1} %); the canary now gets weight 0",
+             to {} of {} requests ({} %) in the last {} s, above max_error_rate {} and the \
+             other backends' {} of {} ({} %); the canary now gets weight 0",
             route.name,
             canary.server_errors,
             canary.responses,
-            canary.error_rate() * 100.0,
+            percent_text(canary.server_errors, canary.responses),
             guard.window_s,
-            guard.max_error_rate,
+            decimal(guard.max_error_rate_millionths, 6),
             others.server_errors,
             others.responses,
-            others.error_rate() * 100.0,
+            percent_text(others.server_errors, others.responses),
         );
         let step = state.clock.get().step_at(rollout, now);
         state.metrics.publish(step, 0, true);

@@ -7,7 +7,7 @@ use super::values::Object;
 use super::{Backend, ConfigError};
 use crate::rollout::guard::Guard;
 use crate::rollout::time::parse_rfc3339;
-use crate::rollout::{step_weights, Rollout, Step, FULL_SHARE};
+use crate::rollout::{decimal, step_weights, Rollout, Step, FULL_SHARE};
 use crate::routing::sticky::fnv1a64;
 use crate::weights::WeightTable;
 
@@ -99,7 +99,7 @@ pub(super) fn compile(
                 &field,
                 format!(
                     "expected at most 2 decimals, got {}",
-                    f64::from(weight.0) / 10_000.0
+                    decimal(u64::from(weight.0), 4)
                 ),
             ));
         }
@@ -145,6 +145,8 @@ pub(super) fn compile(
 fn compile_guard(raw: RawGuard) -> Guard {
     Guard {
         max_error_rate: raw.max_error_rate.0,
+        // In 0..=1: the cast cannot overflow.
+        max_error_rate_millionths: (raw.max_error_rate.0 * 1e6).round() as u64,
         min_requests: raw.min_requests.0,
         // At most 3600: the cast cannot truncate.
         window_s: raw.window_s.0 as u32,

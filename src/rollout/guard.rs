@@ -6,6 +6,8 @@
 pub struct Guard {
     /// The canary's 5xx share must exceed this (0..=1) to abort.
     pub max_error_rate: f64,
+    /// The same in millionths, to write it in messages without float formatting.
+    pub max_error_rate_millionths: u64,
     /// The canary needs at least this many responses in the window before it can be judged.
     pub min_requests: u64,
     /// Length of the sliding window in seconds.
@@ -209,6 +211,7 @@ mod tests {
     fn guard() -> Guard {
         Guard {
             max_error_rate: 0.05,
+            max_error_rate_millionths: 50_000,
             min_requests: 20,
             window_s: 30,
         }

@@ -156,5 +156,39 @@ pub fn step_weights(others: &[u32], share: u32) -> Vec<u64> {
     weights
 }
 
+/// `value / 10^decimals` written with exactly `decimals` decimals (`fixed(1234, 1)` is
+/// `123.4`). Integer formatting: float formatting would add ~30 KB to the module.
+pub fn fixed(value: u64, decimals: u32) -> String {
+    let scale = 10u64.pow(decimals);
+    if decimals == 0 {
+        return value.to_string();
+    }
+    format!(
+        "{}.{:0width$}",
+        value / scale,
+        value % scale,
+        width = decimals as usize
+    )
+}
+
+/// Like [`fixed`] without trailing zeros (`decimal(50_000, 6)` is `0.05`, `decimal(20, 0)` 20).
+pub fn decimal(value: u64, decimals: u32) -> String {
+    let text = fixed(value, decimals);
+    if decimals == 0 {
+        return text;
+    }
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// `part / whole` in percent with one decimal, rounded (`0.0` when `whole` is 0).
+pub fn percent_text(part: u64, whole: u64) -> String {
+    let per_mille = if whole == 0 {
+        0
+    } else {
+        (u128::from(part) * 2000 + u128::from(whole)) / (2 * u128::from(whole))
+    };
+    fixed(per_mille as u64, 1)
+}
+
 #[cfg(test)]
 mod tests;

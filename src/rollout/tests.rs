@@ -128,3 +128,17 @@ fn sticky_keys_only_move_onto_the_canary_through_the_steps_and_back_after_abort(
     }
     assert_eq!(positions(&config, 3, true, &keys), before);
 }
+
+#[test]
+fn numbers_are_written_without_float_formatting() {
+    assert_eq!(fixed(1234, 1), "123.4");
+    assert_eq!(fixed(5, 3), "0.005");
+    assert_eq!(fixed(7, 0), "7");
+    assert_eq!(decimal(50_000, 6), "0.05");
+    assert_eq!(decimal(1_000_000, 6), "1");
+    assert_eq!(decimal(201_250, 4), "20.125");
+    assert_eq!(percent_text(20, 20), "100.0");
+    assert_eq!(percent_text(1, 3), "33.3");
+    assert_eq!(percent_text(2, 3), "66.7");
+    assert_eq!(percent_text(0, 0), "0.0");
+}
