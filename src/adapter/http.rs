@@ -2,6 +2,7 @@
 //! and copies the request to sampled mirrors without ever pausing it.
 
 use super::host::Filter;
+use super::rollout;
 use crate::config::Route;
 use crate::metrics::MirrorOutcome;
 use crate::mirror::{header_map, BodyCopy, Shadow, ShadowHeaders, Skip};
@@ -22,8 +23,9 @@ pub struct SplitMirrorHttp {
     set_cookie: Option<String>,
     /// `(route, backend)` chosen, kept only when `response_header` is configured.
     chosen: Option<(usize, usize)>,
-    /// `(route, backend)` chosen on a route with a rollout: its response is counted.
-    counted: Option<(usize, usize)>,
+    /// `(route, backend)` chosen on a route with a rollout, and the request's time: its
+    /// response is counted.
+    counted: Option<((usize, usize), i64)>,
 }
 
 /// Request headers read from the host on demand, each at most once per request.
@@ -86,12 +88,14 @@ impl SplitMirrorHttp {
             Some(found) => {
                 let route = found.route;
                 let mut headers = HostHeaders::default();
-                let split = filter.rollouts.split(found.index, route);
+                // One clock read per request, and only on routes with a rollout.
+                let now = route.rollout.as_ref().map_or(0, |_| rollout::now_ms());
+                let split = filter.rollouts.split(found.index, route, now);
                 let decision = filter.with_rng(|rng| {
                     route.decide_in(split, found.tagged_backend, &mut headers, rng)
                 });
                 if route.rollout.is_some() {
-                    self.counted = Some((found.index, decision.backend));
+                    self.counted = Some(((found.index, decision.backend), now));
                 }
                 let cluster = route
                     .backends
@@ -296,13 +300,11 @@ impl HttpContext for SplitMirrorHttp {
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         // Only routes with a rollout read `:status`; the others pay one branch.
-        if let Some((route, backend)) = self.counted.take() {
+        if let Some((chosen, at)) = self.counted.take() {
             if let Some(filter) = &self.filter {
                 let status = self.get_http_response_header_bytes(":status");
                 if let Some(class) = status.as_deref().and_then(StatusClass::of_header) {
-                    filter
-                        .rollouts
-                        .response(&filter.config, route, backend, class);
+                    filter.rollouts.response(&filter.config, chosen, class, at);
                 }
             }
         }

@@ -77,8 +77,8 @@ impl Rollouts {
         rollouts
     }
 
-    /// The weights for a request on `route` now. Reads the clock only for a route with steps.
-    pub fn split<'c>(&self, index: usize, route: &'c Route) -> Split<'c> {
+    /// The weights for a request on `route` at `now_ms` (from [`now_ms`]).
+    pub fn split<'c>(&self, index: usize, route: &'c Route, now_ms: i64) -> Split<'c> {
         let (Some(rollout), Some(Some(state))) = (&route.rollout, self.routes.get(index)) else {
             return route.split(0, false);
         };
@@ -86,7 +86,13 @@ impl Rollouts {
             0
         } else {
             let mut clock = state.clock.get();
-            let step = clock.step_at(rollout, now_ms());
+            let step = clock.step_at(rollout, now_ms);
+            if step != state.clock.get().step() {
+                // A boundary crossed: the gauges follow now, not at the next tick.
+                let aborted = state.aborted.get();
+                let share = rollout.canary_share(step, aborted);
+                state.metrics.publish(step, share, aborted);
+            }
             state.clock.set(clock);
             step
         };
@@ -94,8 +100,15 @@ impl Rollouts {
     }
 
     /// Counts a response of `backend` on route `index` (a route with a rollout), and applies
-    /// the guard.
-    pub fn response(&self, config: &Config, index: usize, backend: usize, class: StatusClass) {
+    /// the guard. `now` is the request's time (ms): one clock read per request, and a response
+    /// counts in the window's second its request arrived in.
+    pub fn response(
+        &self,
+        config: &Config,
+        (index, backend): (usize, usize),
+        class: StatusClass,
+        now: i64,
+    ) {
         let (Some(route), Some(Some(state))) = (config.routes.get(index), self.routes.get(index))
         else {
             return;
@@ -111,7 +124,6 @@ impl Rollouts {
         let Some(window) = window.as_mut() else {
             return;
         };
-        let now = now_ms();
         let is_canary = backend == rollout.canary;
         window.record(now, is_canary, class);
         if !is_canary || state.aborted.get() {
@@ -192,7 +204,7 @@ fn is_aborted_in_shared_data(key: &str) -> bool {
 }
 
 /// Milliseconds since the epoch by the host's wall clock (`proxy_get_current_time`).
-fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     hostcalls::get_current_time()
         .ok()
         .and_then(|time| time.duration_since(UNIX_EPOCH).ok())

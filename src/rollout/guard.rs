@@ -141,6 +141,10 @@ impl Window {
         let Some(bucket) = self.buckets.get_mut(period.rem_euclid(len) as usize) else {
             return;
         };
+        if bucket.period > period {
+            // Older than the window (its slot already counts a later period): not counted.
+            return;
+        }
         if bucket.period != period {
             *bucket = Bucket {
                 period,
@@ -271,6 +275,14 @@ mod tests {
         // A reused slot starts from zero.
         window.record(40_000, true, StatusClass::Success);
         assert_eq!(window.totals(40_000).0, counts(1, 0));
+    }
+
+    #[test]
+    fn a_late_response_older_than_the_window_erases_nothing() {
+        let mut window = Window::new(30);
+        window.record(31_000, true, StatusClass::ServerError);
+        window.record(1_000, true, StatusClass::Success);
+        assert_eq!(window.totals(31_000).0, counts(1, 1));
     }
 
     #[test]

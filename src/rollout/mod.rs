@@ -132,6 +132,11 @@ impl Default for StepClock {
 }
 
 impl StepClock {
+    /// The step of the last answer (0 before the first).
+    pub fn step(&self) -> usize {
+        self.0.step
+    }
+
     pub fn step_at(&mut self, rollout: &Rollout, now_ms: i64) -> usize {
         if now_ms < self.0.from_ms || now_ms >= self.0.until_ms {
             self.0 = rollout.span_at(now_ms);
