@@ -73,7 +73,7 @@ impl Rollouts {
             any,
             next_tick_ms: Cell::new(i64::MIN),
         };
-        rollouts.tick(config);
+        rollouts.publish_all(config);
         rollouts
     }
 
@@ -158,12 +158,10 @@ impl Rollouts {
             others.responses,
             percent_text(others.server_errors, others.responses),
         );
-        let step = state.clock.get().step_at(rollout, now);
-        state.metrics.publish(step, 0, true);
+        state.metrics.publish(state.clock.get().step(), 0, true);
     }
 
-    /// On the root context's tick (at most once a second): aborts decided by other workers,
-    /// and the gauges.
+    /// On the root context's tick (at most once a second): aborts decided by other workers.
     pub fn on_tick(&self, config: &Config) {
         if !self.any {
             return;
@@ -173,11 +171,6 @@ impl Rollouts {
             return;
         }
         self.next_tick_ms.set(now + ROLLOUT_TICK.as_millis() as i64);
-        self.tick(config);
-    }
-
-    fn tick(&self, config: &Config) {
-        let now = now_ms();
         for (route, state) in config.routes.iter().zip(&self.routes) {
             let (Some(rollout), Some(state)) = (&route.rollout, state) else {
                 continue;
@@ -187,7 +180,21 @@ impl Rollouts {
                 && is_aborted_in_shared_data(&state.shared_key)
             {
                 state.aborted.set(true);
+                state.metrics.publish(state.clock.get().step(), 0, true);
             }
+        }
+    }
+
+    /// Computes each route's step now and publishes the gauges. The gauges are then published
+    /// only when something changes (a step boundary seen by a request, an abort), never on a
+    /// timer: the root contexts of a replaced configuration live on while their listener
+    /// drains, and must not overwrite the gauges of the configuration in force.
+    fn publish_all(&self, config: &Config) {
+        let now = now_ms();
+        for (route, state) in config.routes.iter().zip(&self.routes) {
+            let (Some(rollout), Some(state)) = (&route.rollout, state) else {
+                continue;
+            };
             let aborted = state.aborted.get();
             let mut clock = state.clock.get();
             let step = clock.step_at(rollout, now);
