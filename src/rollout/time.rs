@@ -97,6 +97,43 @@ pub fn parse_rfc3339(text: &str) -> Result<i64, String> {
     Ok(seconds * 1000 + millis)
 }
 
+/// Milliseconds since the epoch written as RFC 3339 in UTC (`2026-12-01T10:00:00Z`, with
+/// `.mmm` when the milliseconds are not 0): the inverse of [`parse_rfc3339`] up to the offset.
+pub fn format_rfc3339(ms: i64) -> String {
+    let (days, ms_of_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    let (year, month, day) = civil_from_days(days);
+    let time = format!(
+        "{:02}:{:02}:{:02}",
+        ms_of_day / 3_600_000,
+        ms_of_day / 60_000 % 60,
+        ms_of_day / 1000 % 60
+    );
+    match ms_of_day % 1000 {
+        0 => format!("{year:04}-{month:02}-{day:02}T{time}Z"),
+        millis => format!("{year:04}-{month:02}-{day:02}T{time}.{millis:03}Z"),
+    }
+}
+
+/// The proleptic Gregorian date of a day since 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 fn is_leap(year: i64) -> bool {
     (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
 }
@@ -151,6 +188,23 @@ mod tests {
             parse_rfc3339("2016-12-31T23:59:60Z"),
             Ok(parse_rfc3339("2016-12-31T23:59:59.999Z").unwrap())
         );
+    }
+
+    #[test]
+    fn formatting_reads_back() {
+        for text in [
+            "1970-01-01T00:00:00Z",
+            "2026-12-01T10:00:00Z",
+            "2024-02-29T23:59:59.500Z",
+            "1969-12-31T23:59:59Z",
+            "2000-03-01T00:00:00.001Z",
+            "9999-12-31T23:59:59.999Z",
+        ] {
+            assert_eq!(format_rfc3339(parse_rfc3339(text).unwrap()), text);
+        }
+        for ms in (-62_000_000_000_000i64..250_000_000_000_000).step_by(7_777_777_777_777) {
+            assert_eq!(parse_rfc3339(&format_rfc3339(ms)), Ok(ms), "{ms}");
+        }
     }
 
     #[test]
