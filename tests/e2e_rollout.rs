@@ -457,3 +457,32 @@ fn sticky_cohorts_are_monotone_through_steps_and_return_after_abort() {
         "after the abort keys are not back where they were"
     );
 }
+
+#[test]
+fn envoy_local_replies_count_as_canary_failures() {
+    let stable = Backend::start("stable");
+    // Nothing listens there: Envoy answers 503 itself (connection refused).
+    let clusters = [("stable", stable.port), ("canary", common::free_port())];
+    let config = json!({"routes": [guarded_route("demo", 20, -10_000)]});
+    let envoy = FrontProxy::new(&config, &clusters).start();
+    let request = Request::get("/").host("demo");
+    let mut local_replies = 0;
+    for _ in 0..200 {
+        let response = request.send(envoy.port);
+        if response.status == 503 {
+            local_replies += 1;
+        }
+    }
+    assert!(envoy.wait_for_log("rollout aborted"), "no abort logged");
+    assert!(
+        (20..=25).contains(&local_replies),
+        "{local_replies} local 503s before the abort"
+    );
+    assert_eq!(
+        wasm_stat(
+            &envoy,
+            "split_mirror_responses_total;route=demo;backend=canary;class=5xx"
+        ),
+        local_replies
+    );
+}

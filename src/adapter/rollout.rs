@@ -52,7 +52,9 @@ impl Rollouts {
                 );
                 let state = RouteRollout {
                     clock: Cell::new(StepClock::default()),
-                    aborted: Cell::new(is_aborted_in_shared_data(&shared_key)),
+                    aborted: Cell::new(
+                        rollout.guard.is_some() && is_aborted_in_shared_data(&shared_key),
+                    ),
                     window: RefCell::new(rollout.guard.as_ref().map(|g| Window::new(g.window_s))),
                     shared_key,
                     metrics: RolloutMetrics::define(route),

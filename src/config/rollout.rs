@@ -83,6 +83,13 @@ pub(super) fn compile(
         }
         (None, None) => None,
     };
+    if raw.steps.is_none() && raw.guard.is_none() {
+        return Err(in_route(
+            label,
+            "rollout",
+            "give `steps` (with `start`), a `guard`, or both; a canary alone does nothing",
+        ));
+    }
     let raw_steps = raw.steps.unwrap_or_default();
     if start_ms.is_some() && raw_steps.is_empty() {
         return Err(error(
@@ -228,6 +235,10 @@ mod tests {
     fn errors_name_the_field() {
         for (rollout, expected) in [
             (
+                json!({"canary": "canary"}),
+                "route \"r\": rollout: give `steps` (with `start`), a `guard`, or both; a canary alone does nothing",
+            ),
+            (
                 json!({"canary": "nope"}),
                 "route \"r\": rollout.canary: \"nope\" is not the cluster of one of this route's backends",
             ),
@@ -291,7 +302,7 @@ mod tests {
     #[test]
     fn a_lone_canary_is_refused() {
         let config = json!({"routes": [{"name": "r", "backends": [{"cluster": "canary"}],
-            "rollout": {"canary": "canary"}}]});
+            "rollout": {"canary": "canary", "guard": {"max_error_rate": 0.1, "min_requests": 5, "window_s": 5}}}]});
         let error = Config::from_json(config.to_string().as_bytes())
             .unwrap_err()
             .0;
