@@ -89,6 +89,7 @@ VARIANTS = {
     "q": "filter 80/20, last of 1,000 exact-host routes",
     "r": "filter 80/20, last of 10,000 exact-host routes",
     "w": "filter 80/20, last of 1,000 wildcard routes",
+    "g": "filter 80/20 as a rollout step (canary v2 at 20 %) with a guard",
 }
 # Route-count variants: (routes, wildcard hosts). Each request is for the last route.
 SCALE = {"p": (1, False), "q": (1000, False), "r": (10000, False), "w": (1000, True)}
@@ -170,8 +171,12 @@ def proxy_config(variant, port, admin, backends):
     filters = [ROUTER]
     if variant in ("0", "s", "n"):
         filters = [wasm_filter({}, REFERENCE_MODULES[variant]), ROUTER]
-    if variant in ("b", "d", "e", "x", "h", "f", "m", "k", "j", "l", *SCALE):
+    if variant in ("b", "d", "e", "x", "h", "f", "m", "k", "j", "l", "g", *SCALE):
         route = {"name": "bench", "backends": [{"cluster": "v1", "weight": 80}, {"cluster": "v2", "weight": 20}]}
+        if variant == "g":
+            # Step 1 in force since 2020 (a clock read per request), every status counted.
+            route["rollout"] = {"canary": "v2", "start": "2020-01-01T00:00:00Z", "steps": [{"weight": 20}],
+                                "guard": {"max_error_rate": 0.05, "min_requests": 50, "window_s": 30}}
         header_route = {"cluster_header": "x-split-cluster"}
         if variant == "d":
             route["mirrors"] = [{"cluster": "shadow"}]
@@ -400,7 +405,7 @@ def report(args, results, rss, machine, instruction_table, scale_table):
 
 # The native variant each one is compared with, round by round.
 BASELINE = {"b": "a", "0": "a", "n": "a", "m": "a", "h": "a", "e": "a", "x": "a", "d": "c", "f": "c", "k": "c", "j": "c",
-            "l": "a", "p": "a", "q": "p", "r": "p", "w": "p"}
+            "l": "a", "p": "a", "q": "p", "r": "p", "w": "p", "g": "b"}
 # Instruction-count targets of the route-count variants (bench/instructions.py): at most this
 # many times the instructions of one route.
 SCALE_TARGETS = {"r": 1.03, "w": 1.10}

@@ -7,6 +7,7 @@
 //! (unmatched requests, the in-flight gauge) are defined with the configuration.
 
 use crate::mirror::Skip;
+use crate::rollout::guard::StatusClass;
 use crate::routing::Reason;
 use std::cell::Cell;
 
@@ -145,9 +146,54 @@ impl<const KINDS: usize> CounterTable<KINDS> {
     }
 }
 
+/// `split_mirror_responses_total;route=R;backend=C;class=5xx`: responses by status class, for
+/// routes with a `rollout`.
+pub fn responses_counter(route: &str, backend: &str, class: StatusClass) -> String {
+    format!(
+        "split_mirror_responses_total;route={route};backend={backend};class={}",
+        class.as_str()
+    )
+}
+
+/// Gauge `split_mirror_rollout_step;route=R`: the step in force (0 before start).
+pub fn rollout_step_gauge(route: &str) -> String {
+    format!("split_mirror_rollout_step;route={route}")
+}
+
+/// Gauge `split_mirror_rollout_canary_weight;route=R`: the canary's effective share in
+/// hundredths of a percent.
+pub fn rollout_canary_weight_gauge(route: &str) -> String {
+    format!("split_mirror_rollout_canary_weight;route={route}")
+}
+
+/// Gauge `split_mirror_rollout_aborted;route=R`: 1 once the guard aborted the rollout here.
+pub fn rollout_aborted_gauge(route: &str) -> String {
+    format!("split_mirror_rollout_aborted;route={route}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rollout_metrics_name_the_route() {
+        assert_eq!(
+            responses_counter("demo", "demo-canary", StatusClass::ServerError),
+            "split_mirror_responses_total;route=demo;backend=demo-canary;class=5xx"
+        );
+        assert_eq!(
+            rollout_step_gauge("demo"),
+            "split_mirror_rollout_step;route=demo"
+        );
+        assert_eq!(
+            rollout_canary_weight_gauge("demo"),
+            "split_mirror_rollout_canary_weight;route=demo"
+        );
+        assert_eq!(
+            rollout_aborted_gauge("demo"),
+            "split_mirror_rollout_aborted;route=demo"
+        );
+    }
 
     #[test]
     fn outcome_indexes_follow_all() {

@@ -2,6 +2,7 @@
 //! not tied to one context.
 
 use super::counters::Counters;
+use super::rollout::{Rollouts, ROLLOUT_TICK};
 use crate::config::Config;
 use crate::metrics::MirrorOutcome;
 use crate::mirror::{InFlight, Shadow, Skip};
@@ -23,6 +24,8 @@ const IDLE_TICKS_BEFORE_STOP: u32 = 1000;
 pub struct Filter {
     pub config: Config,
     counters: Counters,
+    /// Per-worker rollout state (steps, guard windows, aborts).
+    pub rollouts: Rollouts,
     /// Shadows this worker has in flight (a VM is one worker thread).
     in_flight: RefCell<InFlight>,
     /// Shadows waiting for the root context's next tick.
@@ -38,6 +41,7 @@ impl Filter {
     pub fn new(config: Config) -> Self {
         Filter {
             counters: Counters::new(&config),
+            rollouts: Rollouts::new(&config),
             in_flight: RefCell::new(InFlight::new(config.max_shadows_in_flight)),
             outbox: RefCell::new(Vec::new()),
             tick_running: Cell::new(false),
@@ -103,7 +107,7 @@ impl Filter {
         if shadows.is_empty() {
             self.idle_ticks.set(self.idle_ticks.get() + 1);
             if self.idle_ticks.get() >= IDLE_TICKS_BEFORE_STOP {
-                let _ = hostcalls::set_tick_period(Duration::ZERO);
+                let _ = hostcalls::set_tick_period(self.idle_tick_period());
                 self.tick_running.set(false);
                 self.idle_ticks.set(0);
             }
@@ -111,6 +115,15 @@ impl Filter {
             self.idle_ticks.set(0);
         }
         shadows
+    }
+
+    /// The tick without shadows to send: none, or the rollouts' one-second tick.
+    pub fn idle_tick_period(&self) -> Duration {
+        if self.rollouts.any {
+            ROLLOUT_TICK
+        } else {
+            Duration::ZERO
+        }
     }
 
     pub fn shadow_started(&self, token: u32, deadline_ms: u64) {

@@ -2,9 +2,11 @@
 //! and copies the request to sampled mirrors without ever pausing it.
 
 use super::host::Filter;
+use super::rollout;
 use crate::config::Route;
 use crate::metrics::MirrorOutcome;
 use crate::mirror::{header_map, BodyCopy, Shadow, ShadowHeaders, Skip};
+use crate::rollout::guard::StatusClass;
 use crate::routing::keys::KeySource;
 use crate::routing::{RequestHeaders, RequestView};
 use proxy_wasm::hostcalls;
@@ -21,6 +23,9 @@ pub struct SplitMirrorHttp {
     set_cookie: Option<String>,
     /// `(route, backend)` chosen, kept only when `response_header` is configured.
     chosen: Option<(usize, usize)>,
+    /// `(route, backend)` chosen on a route with a rollout, and the request's time: its
+    /// response is counted.
+    counted: Option<((usize, usize), i64)>,
 }
 
 /// Request headers read from the host on demand, each at most once per request.
@@ -58,6 +63,7 @@ impl SplitMirrorHttp {
             pending: None,
             set_cookie: None,
             chosen: None,
+            counted: None,
         }
     }
 
@@ -82,8 +88,15 @@ impl SplitMirrorHttp {
             Some(found) => {
                 let route = found.route;
                 let mut headers = HostHeaders::default();
-                let decision =
-                    filter.with_rng(|rng| route.decide(found.tagged_backend, &mut headers, rng));
+                // One clock read per request, and only on routes with a rollout.
+                let now = route.rollout.as_ref().map_or(0, |_| rollout::now_ms());
+                let split = filter.rollouts.split(found.index, route, now);
+                let decision = filter.with_rng(|rng| {
+                    route.decide_in(split, found.tagged_backend, &mut headers, rng)
+                });
+                if route.rollout.is_some() {
+                    self.counted = Some(((found.index, decision.backend), now));
+                }
                 let cluster = route
                     .backends
                     .get(decision.backend)
@@ -284,6 +297,15 @@ impl HttpContext for SplitMirrorHttp {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        // Only routes with a rollout read `:status`; the others pay one branch.
+        if let Some((chosen, at)) = self.counted.take() {
+            if let Some(filter) = &self.filter {
+                let status = self.get_http_response_header_bytes(":status");
+                if let Some(class) = status.as_deref().and_then(StatusClass::of_header) {
+                    filter.rollouts.response(&filter.config, chosen, class, at);
+                }
+            }
+        }
         if let Some(cookie) = self.set_cookie.take() {
             self.add_http_response_header("set-cookie", &cookie);
         }

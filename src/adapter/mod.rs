@@ -4,6 +4,8 @@
 mod counters;
 mod host;
 mod http;
+mod rollout;
+mod rollout_metrics;
 mod root;
 
 proxy_wasm::main! {{

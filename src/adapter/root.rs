@@ -76,7 +76,14 @@ impl RootContext for SplitMirrorRoot {
         let json = self.get_plugin_configuration().unwrap_or_default();
         match Config::from_json(&json) {
             Ok(config) => {
-                self.filter = Some(Rc::new(Filter::new(config)));
+                let filter = Filter::new(config);
+                if filter.rollouts.any {
+                    // The rollouts' tick (the mirrors' faster tick also serves it).
+                    if let Err(status) = hostcalls::set_tick_period(filter.idle_tick_period()) {
+                        log::warn!("split-mirror: cannot schedule the rollout tick ({status:?})");
+                    }
+                }
+                self.filter = Some(Rc::new(filter));
                 true
             }
             Err(error) => {
@@ -90,6 +97,7 @@ impl RootContext for SplitMirrorRoot {
     fn on_tick(&mut self) {
         if let Some(filter) = self.filter.clone() {
             self.send_shadows(&filter);
+            filter.rollouts.on_tick(&filter.config);
         }
     }
 
