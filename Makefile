@@ -19,7 +19,7 @@ PYTHON_VENV := $(VENV)/bin/python
 # Every Envoy config we ship; `make validate` checks each with `envoy --mode validate`.
 ENVOY_CONFIGS := envoy/envoy.yaml envoy/backends.yaml $(wildcard envoy/envoy-*.yaml)
 
-.PHONY: check schema bench bench-instructions optimize oci soak build fault-build wasm-target envoy run demo test lint validate reproducible fuzz fuzz-smoke fuzz-tool clean
+.PHONY: check schema bench bench-instructions bench-scale optimize oci soak build fault-build wasm-target envoy run demo test lint validate reproducible fuzz fuzz-smoke fuzz-tool clean
 
 # The release module, then only the exports the filter uses (tools/wasm_exports.py: Envoy calls
 # no callback a module does not export). The linker is rust-lld through tools/wasm_link.py, which
@@ -100,16 +100,24 @@ validate: build envoy
 			&& echo "ok: $$config" || { echo "INVALID: $$config"; exit 1; }; \
 	done
 
-# The filter against Envoy's native weighted_clusters and request_mirror_policies and against the
-# floors no proxy-wasm filter can go below (bench/floor-filter), in one run (~25 minutes): wrk
-# rounds, then callgrind's instruction counts; writes BENCHMARKS.md. Installs wrk and valgrind
-# (Debian) if missing. Not part of make test.
+# The filter against Envoy's native weighted_clusters and request_mirror_policies, against the
+# floors no proxy-wasm filter can go below (bench/floor-filter), against Envoy's Lua filter doing
+# the same split, and with 1 to 10,000 routes, in one run (~45 minutes): wrk rounds, memory
+# against the route count (bench/scale.py), then callgrind's instruction counts; writes
+# BENCHMARKS.md. Installs wrk and valgrind (Debian) if missing. Not part of make test.
 bench: build envoy
 	$(PYTHON_VENV) bench/run.py
 
-# Only the instruction counts (~2 minutes; valgrind): repeatable on a busy machine, for A/B work.
+# Only the instruction counts (~10 minutes; valgrind): repeatable on a busy machine, for A/B work
+# (`bench/instructions.py --only b,r --wasm OTHER.wasm` counts another build).
 bench-instructions: build envoy
 	$(PYTHON_VENV) bench/instructions.py
+
+# Memory and start-up time at 1, 1,000 and 10,000 routes, 1 and 2 workers (~1 minute): RSS, Envoy's
+# heap, the wasm memories and the stats, against Envoy alone and an empty filter.
+# `bench/scale.py --wasm OTHER.wasm` measures another build.
+bench-scale: build envoy
+	$(PYTHON_VENV) bench/scale.py
 
 # Optional: binaryen's wasm-opt (npm package, installed under target/) shrinks the module into
 # split_mirror.opt.wasm. The contract artifact stays $(WASM); load the .opt one if size matters.

@@ -25,13 +25,20 @@ direct_response backends (pinned to CPU 1, with the load generator):
      request's headers read and sent to the shadow cluster from the root context
   j  the floor of f (bench/floor-filter): m plus a second header naming the shadow cluster,
      which Envoy's request_mirror_policies (cluster_header) mirrors to
+  l  Envoy's Lua filter doing b's job: an 80/20 math.random draw written into the same route
+     header, routed by the same cluster_header route (a peer of b, not a floor)
+  p, q, r  b with 1, 1,000 and 10,000 routes of one exact host each (`h<i>.example`), the
+     request for the last one: what the route count costs (the route match)
+  w  b with 1,000 wildcard routes (`*.w<i>.example`), the request for the last one
 Each round measures every variant in turn (A B A B ...), so drift hits all alike. Then
+bench/scale.py measures memory and start-up time at 1, 1,000 and 10,000 routes, and
 bench/instructions.py counts each variant's instructions per request under callgrind (plus
 s: the empty filter with all the SDK's exports), a figure the machine's noise does not move.
 Writes BENCHMARKS.md. Not part of `make test`.
 """
 import argparse
 import datetime
+import http.client
 import json
 import os
 import pathlib
@@ -77,7 +84,28 @@ VARIANTS = {
     "f": "filter 80/20 + mirror 100 % sent by Envoy (cluster_header)",
     "k": "floor mirror: raw-ABI split + the filter sends each request's headers to shadow",
     "j": "floor mirror header: raw-ABI split + a header for Envoy's cluster_header mirror",
+    "l": "Lua filter 80/20 (math.random, same cluster_header route)",
+    "p": "filter 80/20, 1 exact-host route",
+    "q": "filter 80/20, last of 1,000 exact-host routes",
+    "r": "filter 80/20, last of 10,000 exact-host routes",
+    "w": "filter 80/20, last of 1,000 wildcard routes",
+    "g": "filter 80/20 as a rollout step (canary v2 at 20 %) with a guard",
 }
+# Route-count variants: (routes, wildcard hosts). Each request is for the last route.
+SCALE = {"p": (1, False), "q": (1000, False), "r": (10000, False), "w": (1000, True)}
+# The Lua peer of b: the same 80/20 draw written into the same header. Envoy's Lua filter
+# clears the route cache when a script modifies the request headers, as it does for a proxy-wasm
+# header write, so the router selects the route again with the header (bench/run.py checks
+# this with the draw forced to v2 before measuring: lua_reroutes).
+LUA_SPLIT = """
+function envoy_on_request(request)
+  local cluster = "v1"
+  if math.random() < {v2_share} then
+    cluster = "v2"
+  end
+  request:headers():replace("x-split-cluster", cluster)
+end
+"""
 MIRROR_HEADER = "x-split-mirror-cluster"
 # Measured only by bench/instructions.py.
 EXTRA_VARIANTS = {"s": "empty proxy-wasm filter (all SDK exports) + native 80/20"}
@@ -113,6 +141,28 @@ def wasm_filter(config, module=WASM):
             "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": json.dumps(config)}}}}
 
 
+def lua_filter(v2_share=0.2):
+    return {"name": "envoy.filters.http.lua", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+        "default_source_code": {"inline_string": LUA_SPLIT.format(v2_share=v2_share)}}}
+
+
+def scale_routes(count, wildcard=False):
+    """`count` filter routes `r0`..., one host each (`h<i>.example`, or `*.w<i>.example`), 80/20."""
+    return [{"name": f"r{i}", "hosts": [f"*.w{i}.example" if wildcard else f"h{i}.example"],
+             "backends": [{"cluster": "v1", "weight": 80}, {"cluster": "v2", "weight": 20}]} for i in range(count)]
+
+
+def last_route(count, wildcard=False):
+    """The name of the last of `scale_routes(count, wildcard)` and a host only it matches."""
+    return f"r{count - 1}", f"api.w{count - 1}.example" if wildcard else f"h{count - 1}.example"
+
+
+def host(variant):
+    """The Host header the variant's requests carry."""
+    return last_route(*SCALE[variant])[1] if variant in SCALE else "httpbin"
+
+
 def proxy_config(variant, port, admin, backends):
     native = {"weighted_clusters": {"clusters": SPLIT}}
     if variant == "c":
@@ -121,8 +171,12 @@ def proxy_config(variant, port, admin, backends):
     filters = [ROUTER]
     if variant in ("0", "s", "n"):
         filters = [wasm_filter({}, REFERENCE_MODULES[variant]), ROUTER]
-    if variant in ("b", "d", "e", "x", "h", "f", "m", "k", "j"):
+    if variant in ("b", "d", "e", "x", "h", "f", "m", "k", "j", "l", "g", *SCALE):
         route = {"name": "bench", "backends": [{"cluster": "v1", "weight": 80}, {"cluster": "v2", "weight": 20}]}
+        if variant == "g":
+            # Step 1 in force since 2020 (a clock read per request), every status counted.
+            route["rollout"] = {"canary": "v2", "start": "2020-01-01T00:00:00Z", "steps": [{"weight": 20}],
+                                "guard": {"max_error_rate": 0.05, "min_requests": 50, "window_s": 30}}
         header_route = {"cluster_header": "x-split-cluster"}
         if variant == "d":
             route["mirrors"] = [{"cluster": "shadow"}]
@@ -131,10 +185,18 @@ def proxy_config(variant, port, admin, backends):
             header_route["request_mirror_policies"] = [{"cluster_header": MIRROR_HEADER}]
         if variant == "e":
             route["hosts"] = ["never.invalid"]
+        filter_routes = scale_routes(*SCALE[variant]) if variant in SCALE else [route]
         module = {"x": ALT_WASM, **REFERENCE_MODULES}.get(variant, WASM)
-        filters = [ROUTER] if variant == "h" else [wasm_filter({"routes": [route]}, module), ROUTER]
+        filters = {"h": [ROUTER], "l": [lua_filter(), ROUTER]}.get(
+            variant, [wasm_filter({"routes": filter_routes}, module), ROUTER])
         routes.insert(0, {"match": {"prefix": "/", "headers": [{"name": "x-split-cluster", "present_match": True}]},
                           "route": header_route})
+    return bootstrap(port, admin, backends, filters, routes)
+
+
+def bootstrap(port, admin, backends, filters, routes):
+    """A proxy listening on `port` with these HTTP filters and routes (one virtual host, any
+    domain), a cluster per backend."""
     return {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
         "static_resources": {
@@ -188,8 +250,8 @@ def start_envoy(name, config, cpu, admin):
     return envoy
 
 
-def wrk(port, connections, seconds, extra_header=None):
-    headers = ["-H", "Host: httpbin"] + (["-H", extra_header] if extra_header else [])
+def wrk(port, connections, seconds, extra_header=None, host_header="httpbin"):
+    headers = ["-H", f"Host: {host_header}"] + (["-H", extra_header] if extra_header else [])
     output = subprocess.run(
         ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", *headers,
          f"http://127.0.0.1:{port}/"], capture_output=True, text=True, timeout=seconds + 30).stdout
@@ -208,16 +270,45 @@ def wrk(port, connections, seconds, extra_header=None):
 CLIENT_HEADER = {"h": "x-split-cluster: v1"}
 
 
+def routed_by_last_route(proxy, key):
+    """Requests the filter counted for the last route of a route-count variant (any backend)."""
+    name = last_route(*SCALE[key])[0]
+    return sum(proxy.counters(f"split_mirror_requests_total;route={name};").values())
+
+
 def measure(key, proxy, backends, port, connections, seconds):
     before_cpu, before = proxy.cpu_seconds(), backends.counters("downstream_rq_total")
-    result = wrk(port, connections, seconds, CLIENT_HEADER.get(key))
+    before_last = routed_by_last_route(proxy, key) if key in SCALE else 0
+    result = wrk(port, connections, seconds, CLIENT_HEADER.get(key), host(key))
     result["cpu_us"] = (proxy.cpu_seconds() - before_cpu) * 1e6 / max(result["requests"], 1)
     after = backends.counters("downstream_rq_total")
     got = {name.split(".")[1].removeprefix("backend-"): after[name] - before.get(name, 0) for name in after}
     primary = got.get("v1", 0) + got.get("v2", 0)
     result["v2_share"] = got.get("v2", 0) / max(primary, 1)
     result["shadow_ratio"] = got.get("shadow", 0) / max(primary, 1)
+    if key in SCALE:  # the request matched the last route, not a fallback
+        result["last_route_share"] = (routed_by_last_route(proxy, key) - before_last) / max(primary, 1)
     return result
+
+
+def lua_reroutes(backend_ports):
+    """True if Envoy routes by the header the Lua script writes: with the draw forced to v2, every
+    request must reach v2 (the cached route, native 80/20, would send 80 % to v1)."""
+    port, admin = free_port(), free_port()
+    config = proxy_config("l", port, admin, backend_ports)
+    listener = config["static_resources"]["listeners"][0]
+    listener["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][0] = lua_filter(v2_share=1.0)
+    proxy = start_envoy("lua-check", config, None, admin)
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        bodies = []
+        for _ in range(20):
+            connection.request("GET", "/", headers={"Host": "httpbin"})
+            response = connection.getresponse()
+            bodies.append(response.read())
+        return bodies == [b"v2"] * 20
+    finally:
+        proxy.stop()
 
 
 def spread(values):
@@ -228,7 +319,7 @@ def fmt(triple, digits=0):
     return " / ".join(f"{v:.{digits}f}" for v in triple)
 
 
-def report(args, results, rss, machine, instruction_table):
+def report(args, results, rss, machine, instruction_table, scale_table):
     lines = ["# Benchmarks", "",
              f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
              f"- machine: {machine}",
@@ -246,6 +337,8 @@ def report(args, results, rss, machine, instruction_table):
             check = f"v2 {statistics.median(r['v2_share'] for r in runs):.3f}"
             if key == "c" or BASELINE.get(key) == "c":  # native mirroring and what is compared with it
                 check += f", shadow/primary {statistics.median(r['shadow_ratio'] for r in runs):.3f}"
+            if key in SCALE:  # requests the filter counted for the last route, per primary request
+                check += f", last route {statistics.median(r['last_route_share'] for r in runs):.3f}"
             bad = sum(r["bad"] for r in runs)
             check += f", non-2xx {bad}"
             lines.append(f"| {key}: {label} | {fmt(spread([r['rps'] for r in runs]))} | "
@@ -264,6 +357,11 @@ def report(args, results, rss, machine, instruction_table):
                 text += f"; CPU ≤ {max_cpu:.2f}: {verdict(ratio(x, y, 'cpu_us')[1] <= max_cpu)}"
             return text
 
+        def within_noise(x, y):
+            """PASS if the per-round req/s ratio's range holds 1: no slower than y beyond the noise."""
+            low, _, high = ratio(x, y, "rps")
+            return f"req/s within noise (range holds 1.00): {'PASS' if low <= 1 <= high else 'MISS'}"
+
         ratio_rows = [
             ("b", "a", targets("b", "a", 0.95, 1.10)),
             ("0", "a", "(empty filter: the VM's fixed cost)"),
@@ -275,6 +373,12 @@ def report(args, results, rss, machine, instruction_table):
             ("f", "c", f"{targets('f', 'c', 0.90)} (Envoy sends the copy)"),
             ("k", "c", f"(floor of any filter sending the copies itself, the least d can cost; d's target: {targets('k', 'c', 0.90)})"),
             ("j", "c", f"(floor of a mirror Envoy sends, the least f can cost; target: {targets('j', 'c', 0.90)})"),
+            ("l", "a", "(Envoy's Lua filter doing b's split: the peer)"),
+            ("b", "l", "(the filter against the Lua filter)"),
+            ("p", "a", "(1 route with an exact host: the base of the route-count rows)"),
+            ("q", "p", "(last of 1,000 exact-host routes)"),
+            ("r", "p", within_noise("r", "p") + " (last of 10,000 exact-host routes)"),
+            ("w", "p", "(last of 1,000 wildcard routes)"),
         ]
         lines += ["", "| ratio (per round) | req/s min / median / max | CPU/req min / median / max | target |", "|---|---|---|---|"]
         lines += [f"| {x}/{y} | {fmt(ratio(x, y, 'rps'), 3)} | {fmt(ratio(x, y, 'cpu_us'), 3)} | {note} |"
@@ -292,13 +396,19 @@ def report(args, results, rss, machine, instruction_table):
               "that the shadow received a copy of every request.", ""]
     if instruction_table:
         lines += ["## Instructions per request (callgrind)", "", instruction_table, ""]
+    if scale_table:
+        lines += ["## Memory and start-up against the route count (bench/scale.py)", "", scale_table, ""]
     for connections in args.connections:
         lines += per_round_table(results[connections], connections)
     return "\n".join(lines)
 
 
 # The native variant each one is compared with, round by round.
-BASELINE = {"b": "a", "0": "a", "n": "a", "m": "a", "h": "a", "e": "a", "x": "a", "d": "c", "f": "c", "k": "c", "j": "c"}
+BASELINE = {"b": "a", "0": "a", "n": "a", "m": "a", "h": "a", "e": "a", "x": "a", "d": "c", "f": "c", "k": "c", "j": "c",
+            "l": "a", "p": "a", "q": "p", "r": "p", "w": "p", "g": "b"}
+# Instruction-count targets of the route-count variants (bench/instructions.py): at most this
+# many times the instructions of one route.
+SCALE_TARGETS = {"r": 1.03, "w": 1.10}
 
 
 def per_round_table(rows, connections):
@@ -363,6 +473,7 @@ def main():
     parser.add_argument("--alt-wasm", type=pathlib.Path, help="A/B: another build, as variant x (like b)")
     parser.add_argument("--only", help="measure only these variants, e.g. a,b,x")
     parser.add_argument("--no-instructions", action="store_true", help="skip the callgrind counts (bench/instructions.py)")
+    parser.add_argument("--no-scale", action="store_true", help="skip the memory against the route count (bench/scale.py)")
     args = parser.parse_args()
     global ALT_WASM
     if args.alt_wasm:
@@ -386,13 +497,15 @@ def main():
         admin = free_port()
         backends = start_envoy("backends", backends_config(backend_ports, admin), 1, admin)
         envoys.append(backends)
+        if "l" in VARIANTS and not lua_reroutes(backend_ports):
+            sys.exit("bench: Envoy did not route by the header the Lua filter wrote (route cache not cleared)")
         proxies = {}
         for key in VARIANTS:
             port, admin = free_port(), free_port()
             proxies[key] = (start_envoy(f"proxy-{key}", proxy_config(key, port, admin, backend_ports), 0, admin), port)
             envoys.append(proxies[key][0])
         for key, (proxy, port) in proxies.items():  # warm-up
-            wrk(port, 16, 2, CLIENT_HEADER.get(key))
+            wrk(port, 16, 2, CLIENT_HEADER.get(key), host(key))
         results = {c: {k: [] for k in VARIANTS} for c in args.connections}
         for round_ in range(args.pairs):
             for connections in args.connections:
@@ -406,12 +519,16 @@ def main():
     finally:
         for envoy in envoys:
             envoy.stop()
+    scale_table = None
+    if not args.no_scale:
+        import scale  # bench/scale.py (imports this module: loaded late)
+        scale_table = scale.run([1, 1000, 10000], [1, 2])
     instruction_table = None
     if not args.no_instructions:
         import instructions  # bench/instructions.py (imports this module: loaded late)
         counted = [k for k in instructions.ORDER if k in VARIANTS or k == "s"]
         instruction_table = instructions.table(instructions.measure(counted, 2000), 2000)
-    text = report(args, results, rss, machine(), instruction_table)
+    text = report(args, results, rss, machine(), instruction_table, scale_table)
     args.output.write_text(text)
     print(text)
 

@@ -6,6 +6,8 @@
 use crate::config::raw::RawConfig;
 use crate::config::Config;
 use crate::hosts::HostPattern;
+use crate::rollout::time::format_rfc3339;
+use crate::rollout::Rollout;
 use crate::routing::keys::{KeySource, ValueMatch};
 use serde::Deserialize;
 use serde_json::Value;
@@ -204,6 +206,9 @@ pub fn summary(config: &Config) -> String {
             };
             let _ = writeln!(out, "  sticky: {}{minted}", source_text(&sticky.source));
         }
+        if let Some(rollout) = &route.rollout {
+            describe_rollout(&mut out, rollout, cluster(rollout.canary));
+        }
         for mirror in &route.mirrors {
             let percent = f64::from(mirror.per_million) / 10_000.0;
             let sender = match &mirror.cluster_header {
@@ -222,6 +227,46 @@ pub fn summary(config: &Config) -> String {
         }
     }
     out
+}
+
+/// The rollout's schedule and guard, in words.
+fn describe_rollout(out: &mut String, rollout: &Rollout, canary: &str) {
+    match rollout.start_ms {
+        Some(start) => {
+            let _ = writeln!(
+                out,
+                "  rollout: canary {canary}, from {}",
+                format_rfc3339(start)
+            );
+        }
+        None => {
+            let _ = writeln!(out, "  rollout: canary {canary}, weights as configured");
+        }
+    }
+    let last = rollout.steps.len();
+    for (index, step) in rollout.steps.iter().enumerate() {
+        let share = f64::from(step.share) / 100.0;
+        let holds = match (step.hold_ms, step.begins_ms) {
+            (_, None) => "never reached: an earlier step holds".to_string(),
+            (_, Some(_)) if index + 1 == last => "holds for good".to_string(),
+            (Some(hold), Some(_)) => format!("for {} s", hold / 1000),
+            (None, Some(_)) => "until the configuration changes".to_string(),
+        };
+        let begins = step
+            .begins_ms
+            .map_or(String::new(), |b| format!(" from {}", format_rfc3339(b)));
+        let _ = writeln!(out, "    step {}: {share} %{begins}, {holds}", index + 1);
+    }
+    if let Some(guard) = &rollout.guard {
+        let _ = writeln!(
+            out,
+            "  guard: abort when {canary} has >= {} answers in {} s, more than {} % of them 5xx \
+             and clearly more than the other backends'",
+            guard.min_requests,
+            guard.window_s,
+            guard.max_error_rate * 100.0
+        );
+    }
 }
 
 fn source_text(source: &KeySource) -> String {

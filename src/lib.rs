@@ -13,6 +13,7 @@ pub mod hosts;
 pub mod metrics;
 pub mod mirror;
 pub mod random;
+pub mod rollout;
 pub mod routing;
 pub mod weights;
 

@@ -17,11 +17,18 @@ pub struct WeightTable {
 impl WeightTable {
     /// `None` when every weight is zero (nothing could ever be chosen).
     pub fn new(weights: &[u32]) -> Option<Self> {
+        let wide: Vec<u64> = weights.iter().map(|&w| u64::from(w)).collect();
+        WeightTable::from_wide(&wide)
+    }
+
+    /// The same from 64-bit weights (a rollout step's exact shares exceed 32 bits); the total
+    /// saturates rather than wraps.
+    pub fn from_wide(weights: &[u64]) -> Option<Self> {
         let mut total = 0u64;
         let cumulative: Vec<u64> = weights
             .iter()
             .map(|&weight| {
-                total += u64::from(weight);
+                total = total.saturating_add(weight);
                 total
             })
             .collect();

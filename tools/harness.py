@@ -219,8 +219,8 @@ class Harness:
             envoy.stop()
 
 
-def send(port, count, host, headers, deadline_s=60):
-    """`count` GETs over keep-alive; returns the list of (status, x-served-by)."""
+def send(port, count, host, headers, deadline_s=60, path="/"):
+    """`count` GETs of `path` over keep-alive; returns the list of (status, x-served-by)."""
     results, connection = [], None
     deadline = time.monotonic() + deadline_s
     for _ in range(count):
@@ -228,7 +228,7 @@ def send(port, count, host, headers, deadline_s=60):
             break
         try:
             connection = connection or http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            connection.request("GET", "/", headers={"Host": host, **headers})
+            connection.request("GET", path, headers={"Host": host, **headers})
             response = connection.getresponse()
             response.read()
             results.append((response.status, response.getheader("x-served-by", "-")))
@@ -268,18 +268,48 @@ OTHER_REASONS = {
 }
 
 
+def rollout_state(front, route):
+    """(step, canary share in %, aborted) from the filter's rollout gauges for `route`."""
+    gauges = {}
+    for name, value in front.counters("split_mirror_rollout_").items():
+        parts = dict(p.split("=", 1) for p in name.split(";")[1:] if "=" in p)
+        if parts.get("route") == route:
+            gauges[name.split(";")[0].rsplit("split_mirror_rollout_", 1)[-1]] = value
+    return gauges.get("step", 0), gauges.get("canary_weight", 0) / 100, bool(gauges.get("aborted", 0))
+
+
+def effective_weights(route, front):
+    """The weights in force: the configured ones, or for a `rollout` the canary's share in
+    force (the filter's gauge) and the others sharing the rest in their configured proportions."""
+    weights = {b["cluster"]: b.get("weight", 1) for b in route["backends"]}
+    rollout = route.get("rollout")
+    if not rollout:
+        return weights, None
+    step, canary_share, aborted = rollout_state(front, route["name"])
+    canary = rollout["canary"]
+    others = {c: w for c, w in weights.items() if c != canary}
+    others_total = sum(others.values())
+    effective = {c: (100 - canary_share) * (w / others_total if others_total else 1 / len(others))
+                 for c, w in others.items()}
+    effective[canary] = canary_share
+    note = f"rollout step {step}: canary {canary} at {canary_share:g} %" + ("  (ABORTED by the guard)" if aborted else "")
+    return {c: effective[c] for c in weights}, note
+
+
 def backend_received(backends):
     return {name.split(".")[1].removeprefix("backend-"): value
             for name, value in backends.counters("downstream_rq_total").items()
             if name.startswith("http.backend-")}
 
 
-def chart(harness, filter_config, route_name, before, received_before, results):
+def chart(harness, filter_config, route_name, before, received_before, results, expected_failures=()):
     """Requests routed by weight against the configured weights; those a tag, an override, a
     sticky key or a fallback routed, per backend on their own lines."""
     route = next(r for r in filter_config["routes"] if r["name"] == route_name)
-    weights = {b["cluster"]: b.get("weight", 1) for b in route["backends"]}
+    weights, rollout_note = effective_weights(route, harness.front)
     total_weight = sum(weights.values()) or 1
+    if rollout_note:
+        print(f"  {rollout_note}")
     after = split_counters(harness.front, route_name)
     delta = {key: value - before.get(key, 0) for key, value in after.items() if value - before.get(key, 0)}
     counts = {c: delta.get((c, "weight"), 0) for c in weights}
@@ -302,6 +332,12 @@ def chart(harness, filter_config, route_name, before, received_before, results):
         print(f"  mirror {mirror['cluster']}: {got} copies received ({mirror.get('percent', 100)} % configured)")
     bad = sum(1 for status, _ in results if status != 200)
     print(f"  non-200 responses: {bad}")
+    if expected_failures:
+        failed = {}
+        for status, served in expected_failures:
+            failed.setdefault(served, [0, 0])[status != 200] += 1
+        print("  requests to a failing path (expected 5xx from a broken canary): "
+              + ", ".join(f"{c} {ok + ko} ({ko} failed)" for c, (ok, ko) in sorted(failed.items())))
     return bad
 
 
@@ -310,17 +346,34 @@ def run_step(harness, step, config):
     print(f"\n== {step['title']}")
     route = step.get("route", config["routes"][0]["name"])
     before, received_before = split_counters(harness.front, route), backend_received(harness.backends)
-    results = []
+    results, expected_failures = [], []
     for group in step["requests"]:
         count = min(group["count"], 20) if harness.quick else group["count"]
-        got = send(FRONT_PORT + harness.offset, count, group.get("host", "httpbin"), group.get("headers", {}))
-        results += got
+        got = send(FRONT_PORT + harness.offset, count, group.get("host", "httpbin"), group.get("headers", {}),
+                   path=group.get("path", "/"))
+        # `"failing": true`: a path the broken canary answers with 500 (the guard's demo).
+        if group.get("failing"):
+            expected_failures += got
+        else:
+            results += got
         if step.get("show") == "each":
             label = group.get("label", f"Host: {group.get('host', 'httpbin')}")
             print(f"  {label}: " + " ".join(served for _, served in got))
-    bad = chart(harness, config, route, before, received_before, results)
+    bad = chart(harness, config, route, before, received_before, results, expected_failures)
     time.sleep(0 if harness.quick else step.get("pause_s", 0))
     return bad
+
+
+def with_rollout_start_now(config):
+    """`config` with every route's `rollout.start` set to now (UTC, RFC 3339): a scenario's
+    steps play from the moment the harness applies it."""
+    config = json.loads(json.dumps(config))
+    now = time.time()
+    start = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+    for route in config["routes"]:
+        if "rollout" in route and "start" in route["rollout"]:
+            route["rollout"]["start"] = start
+    return config
 
 
 def demo(args):
@@ -336,8 +389,17 @@ def demo(args):
         harness.start()
         if example:
             print(f"split-mirror example: {example['title']}")
+            updated_at = time.monotonic()
             for step in example["steps"]:
-                config = step["config"]
+                if step.get("keep_config"):
+                    # The same configuration keeps serving (a rollout's clock moves on); the
+                    # file repeats it so that every step's `config` can be validated alone.
+                    wait = updated_at + step.get("at_s", 0) - time.monotonic()
+                    time.sleep(max(wait, 0))
+                    bad += run_step(harness, step, config)
+                    continue
+                config = with_rollout_start_now(step["config"]) if step.get("rollout_start_now") else step["config"]
+                updated_at = time.monotonic()
                 if not harness.update(config):
                     expected = step.get("expect_rejected", False)
                     print(f"\n== {step['title']}\n  Envoy REJECTED the update; the previous configuration keeps serving"

@@ -1,15 +1,17 @@
-//! Envoy stats through proxy-wasm metrics: defined once per configuration, then incremented by
-//! id. A definition the host refuses becomes a no-op counter, never a panic.
+//! Envoy stats through proxy-wasm metrics. The per-route counters are defined on their first
+//! increment (`metrics::CounterTable`), then incremented by id; the two single metrics are
+//! defined with the configuration. A definition the host refuses becomes a no-op counter, never a
+//! panic.
 
-use crate::config::{Config, Route};
+use crate::config::Config;
 use crate::metrics::{
-    mirror_counter, request_counter, MirrorOutcome, SHADOWS_IN_FLIGHT, UNMATCHED,
+    mirror_counter, request_counter, CounterTable, MirrorOutcome, SHADOWS_IN_FLIGHT, UNMATCHED,
 };
 use crate::routing::Reason;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
-/// A defined counter, or `None` if the host refused the definition.
+/// A metric defined with the configuration, or `None` if the host refused the definition.
 #[derive(Clone, Copy, Debug)]
 pub struct Counter(Option<u32>);
 
@@ -19,13 +21,7 @@ impl Counter {
     }
 
     fn define_as(kind: MetricType, name: &str) -> Counter {
-        match hostcalls::define_metric(kind, name) {
-            Ok(id) => Counter(Some(id)),
-            Err(status) => {
-                log::warn!("split-mirror: cannot define metric {name}: {status:?}");
-                Counter(None)
-            }
-        }
+        Counter(define(kind, name))
     }
 
     pub fn increment(self) {
@@ -34,74 +30,70 @@ impl Counter {
 
     /// Adds `delta` (gauges may go down).
     pub fn add(self, delta: i64) {
-        if let Some(id) = self.0 {
-            // Stats are best effort: a failed increment must not disturb the request.
-            let _ = hostcalls::increment_metric(id, delta);
+        add(self.0, delta);
+    }
+}
+
+/// The host's id for a new metric, or `None` (logged) if it refuses.
+fn define(kind: MetricType, name: &str) -> Option<u32> {
+    match hostcalls::define_metric(kind, name) {
+        Ok(id) => Some(id),
+        Err(status) => {
+            log::warn!("split-mirror: cannot define metric {name}: {status:?}");
+            None
         }
     }
 }
 
-/// Every counter of one configuration, indexed like the config.
+fn add(id: Option<u32>, delta: i64) {
+    if let Some(id) = id {
+        // Stats are best effort: a failed increment must not disturb the request.
+        let _ = hostcalls::increment_metric(id, delta);
+    }
+}
+
+/// Every metric of one configuration in this worker.
 pub struct Counters {
     /// Requests no route matched.
     pub unmatched: Counter,
-    /// `[route][backend][reason]`
-    requests: Vec<Vec<[Counter; Reason::ALL.len()]>>,
     /// Gauge: shadows this proxy has dispatched and not yet seen finish (all workers).
     pub shadows_in_flight: Counter,
+    /// `[route][backend][reason]`
+    requests: CounterTable<{ Reason::ALL.len() }>,
     /// `[route][mirror][outcome]`
-    mirror: Vec<Vec<[Counter; MirrorOutcome::ALL.len()]>>,
+    mirror: CounterTable<{ MirrorOutcome::ALL.len() }>,
 }
 
 impl Counters {
-    pub fn define(config: &Config) -> Counters {
+    /// Defines the single metrics; the per-route counters wait for their first increment.
+    pub fn new(config: &Config) -> Counters {
         Counters {
-            unmatched: Counter::define(UNMATCHED),
-            requests: per_route(
-                config,
-                |route| route.backends.iter().map(|b| b.cluster.as_str()).collect(),
-                Reason::ALL,
-                request_counter,
-            ),
+            unmatched: Counter::define_as(MetricType::Counter, UNMATCHED),
             shadows_in_flight: Counter::define_as(MetricType::Gauge, SHADOWS_IN_FLIGHT),
-            mirror: per_route(
-                config,
-                |route| route.mirrors.iter().map(|m| m.cluster.as_str()).collect(),
-                MirrorOutcome::ALL,
-                mirror_counter,
-            ),
+            requests: CounterTable::new(config.routes.iter().map(|r| r.backends.len())),
+            mirror: CounterTable::new(config.routes.iter().map(|r| r.mirrors.len())),
         }
     }
 
-    pub fn request(&self, route: usize, backend: usize, reason: Reason) {
-        if let Some(counters) = self.requests.get(route).and_then(|r| r.get(backend)) {
-            counters[reason.index()].increment();
-        }
+    /// Counts a request routed to `backend` of `route` for `reason`.
+    pub fn request(&self, config: &Config, route: usize, backend: usize, reason: Reason) {
+        let id = self.requests.id(route, backend, reason.index(), || {
+            let route = config.routes.get(route)?;
+            let cluster = &route.backends.get(backend)?.cluster;
+            let name = request_counter(&route.name, cluster, reason);
+            define(MetricType::Counter, &name)
+        });
+        add(id, 1);
     }
 
-    pub fn mirror(&self, route: usize, mirror: usize, outcome: MirrorOutcome) {
-        if let Some(counters) = self.mirror.get(route).and_then(|r| r.get(mirror)) {
-            counters[outcome.index()].increment();
-        }
+    /// Counts what happened to a request for `mirror` of `route`.
+    pub fn mirror(&self, config: &Config, route: usize, mirror: usize, outcome: MirrorOutcome) {
+        let id = self.mirror.id(route, mirror, outcome.index(), || {
+            let route = config.routes.get(route)?;
+            let cluster = &route.mirrors.get(mirror)?.cluster;
+            let name = mirror_counter(&route.name, cluster, outcome);
+            define(MetricType::Counter, &name)
+        });
+        add(id, 1);
     }
-}
-
-/// `[route][cluster][kind]` counters: for each route, each of its `clusters` (backends or
-/// mirrors), one counter per kind, named by `name(route, cluster, kind)`.
-fn per_route<K: Copy, const N: usize>(
-    config: &Config,
-    clusters: impl Fn(&Route) -> Vec<&str>,
-    kinds: [K; N],
-    name: impl Fn(&str, &str, K) -> String,
-) -> Vec<Vec<[Counter; N]>> {
-    config
-        .routes
-        .iter()
-        .map(|route| {
-            clusters(route)
-                .into_iter()
-                .map(|cluster| kinds.map(|kind| Counter::define(&name(&route.name, cluster, kind))))
-                .collect()
-        })
-        .collect()
 }

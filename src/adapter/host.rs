@@ -3,11 +3,13 @@
 
 use super::compare::Comparisons;
 use super::counters::Counters;
+use super::rollout::{Rollouts, ROLLOUT_TICK};
 use crate::compare::pending::Ready;
 use crate::config::Config;
 use crate::metrics::MirrorOutcome;
 use crate::mirror::{InFlight, Shadow, Skip};
 use crate::random::Rng;
+use crate::routing::Reason;
 use proxy_wasm::hostcalls;
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
@@ -23,7 +25,9 @@ const IDLE_TICKS_BEFORE_STOP: u32 = 1000;
 /// Compiled once in `on_configure`; HTTP contexts hold an `Rc` of it, never a copy.
 pub struct Filter {
     pub config: Config,
-    pub counters: Counters,
+    counters: Counters,
+    /// Per-worker rollout state (steps, guard windows, aborts).
+    pub rollouts: Rollouts,
     /// Shadow answers waiting to be compared with the primary's.
     pub comparisons: Comparisons,
     /// Shadows this worker has in flight (a VM is one worker thread).
@@ -40,7 +44,8 @@ pub struct Filter {
 impl Filter {
     pub fn new(config: Config) -> Self {
         Filter {
-            counters: Counters::define(&config),
+            counters: Counters::new(&config),
+            rollouts: Rollouts::new(&config),
             comparisons: Comparisons::new(config.max_shadows_in_flight),
             in_flight: RefCell::new(InFlight::new(config.max_shadows_in_flight)),
             outbox: RefCell::new(Vec::new()),
@@ -50,6 +55,21 @@ impl Filter {
             config,
             rng: Cell::new(Rng::from_entropy()),
         }
+    }
+
+    /// Counts a request routed to `backend` of `route` for `reason`.
+    pub fn count_request(&self, route: usize, backend: usize, reason: Reason) {
+        self.counters.request(&self.config, route, backend, reason);
+    }
+
+    /// Counts a request no route matched.
+    pub fn count_unmatched(&self) {
+        self.counters.unmatched.increment();
+    }
+
+    /// Counts what happened to a request for `mirror` of `route`.
+    pub fn count_mirror(&self, route: usize, mirror: usize, outcome: MirrorOutcome) {
+        self.counters.mirror(&self.config, route, mirror, outcome);
     }
 
     /// Runs `draw` with this VM's generator (a VM is single-threaded: one generator per worker).
@@ -66,7 +86,7 @@ impl Filter {
         let mut outbox = self.outbox.borrow_mut();
         if !self.in_flight.borrow().has_room(outbox.len()) {
             let skip = MirrorOutcome::Skipped(Skip::InFlightCap);
-            self.counters.mirror(shadow.route, shadow.mirror, skip);
+            self.count_mirror(shadow.route, shadow.mirror, skip);
             return false;
         }
         if !self.tick_running.get() {
@@ -74,7 +94,7 @@ impl Filter {
             if let Err(status) = hostcalls::set_tick_period(OUTBOX_TICK) {
                 log::warn!("split-mirror: cannot schedule mirroring ({status:?})");
                 let failed = MirrorOutcome::DispatchFailed;
-                self.counters.mirror(shadow.route, shadow.mirror, failed);
+                self.count_mirror(shadow.route, shadow.mirror, failed);
                 return false;
             }
             self.tick_running.set(true);
@@ -98,7 +118,7 @@ impl Filter {
         if shadows.is_empty() && self.comparisons.pending.borrow().is_empty() {
             self.idle_ticks.set(self.idle_ticks.get() + 1);
             if self.idle_ticks.get() >= IDLE_TICKS_BEFORE_STOP {
-                let _ = hostcalls::set_tick_period(Duration::ZERO);
+                let _ = hostcalls::set_tick_period(self.idle_tick_period());
                 self.tick_running.set(false);
                 self.idle_ticks.set(0);
             }
@@ -119,6 +139,15 @@ impl Filter {
         if let Some(compare) = &mirror.compare {
             self.comparisons
                 .report(ready, &route.name, &mirror.cluster, compare, now_ms);
+        }
+    }
+
+    /// The tick without shadows to send: none, or the rollouts' one-second tick.
+    pub fn idle_tick_period(&self) -> Duration {
+        if self.rollouts.any {
+            ROLLOUT_TICK
+        } else {
+            Duration::ZERO
         }
     }
 

@@ -3,11 +3,13 @@
 
 use super::compare::PrimaryAnswer;
 use super::host::{host_now_ms, Filter};
+use super::rollout;
 use crate::compare::pending::{Role, Side};
 use crate::compare::Compare;
 use crate::config::Route;
 use crate::metrics::MirrorOutcome;
 use crate::mirror::{header_map, BodyCopy, Shadow, ShadowHeaders, Skip};
+use crate::rollout::guard::StatusClass;
 use crate::routing::keys::KeySource;
 use crate::routing::{RequestHeaders, RequestView};
 use proxy_wasm::hostcalls;
@@ -26,6 +28,9 @@ pub struct SplitMirrorHttp {
     chosen: Option<(usize, usize)>,
     /// The primary's answer, collected only when a mirror compares this request's copies.
     primary: Option<PrimaryAnswer>,
+    /// `(route, backend)` chosen on a route with a rollout, and the request's time: its
+    /// response is counted.
+    counted: Option<((usize, usize), i64)>,
 }
 
 /// Request headers read from the host on demand, each at most once per request.
@@ -64,6 +69,7 @@ impl SplitMirrorHttp {
             set_cookie: None,
             chosen: None,
             primary: None,
+            counted: None,
         }
     }
 
@@ -88,8 +94,15 @@ impl SplitMirrorHttp {
             Some(found) => {
                 let route = found.route;
                 let mut headers = HostHeaders::default();
-                let decision =
-                    filter.with_rng(|rng| route.decide(found.tagged_backend, &mut headers, rng));
+                // One clock read per request, and only on routes with a rollout.
+                let now = route.rollout.as_ref().map_or(0, |_| rollout::now_ms());
+                let split = filter.rollouts.split(found.index, route, now);
+                let decision = filter.with_rng(|rng| {
+                    route.decide_in(split, found.tagged_backend, &mut headers, rng)
+                });
+                if route.rollout.is_some() {
+                    self.counted = Some(((found.index, decision.backend), now));
+                }
                 let cluster = route
                     .backends
                     .get(decision.backend)
@@ -98,9 +111,7 @@ impl SplitMirrorHttp {
                 // clears its route cache on this write (modules of ABI 0.2.1), so the router
                 // picks the route again with the header, even if one was chosen before.
                 self.set_http_request_header(route_header, cluster);
-                filter
-                    .counters
-                    .request(found.index, decision.backend, decision.reason);
+                filter.count_request(found.index, decision.backend, decision.reason);
                 if filter.config.response_header.is_some() {
                     self.chosen = Some((found.index, decision.backend));
                 }
@@ -110,7 +121,7 @@ impl SplitMirrorHttp {
                 Some(found.index)
             }
             None => {
-                filter.counters.unmatched.increment();
+                filter.count_unmatched();
                 if self.get_http_request_header_bytes(route_header).is_some() {
                     self.set_http_request_header(route_header, None);
                 }
@@ -151,7 +162,7 @@ impl SplitMirrorHttp {
                         Ok(()) => MirrorOutcome::Mirrored,
                         Err(skip) => MirrorOutcome::Skipped(skip),
                     };
-                    filter.counters.mirror(route_index, i, outcome);
+                    filter.count_mirror(route_index, i, outcome);
                     None
                 })
                 .collect()
@@ -204,7 +215,7 @@ impl SplitMirrorHttp {
             };
             let Some(body) = body.as_ref().filter(|b| b.len() <= mirror.max_body_bytes) else {
                 let skip = MirrorOutcome::Skipped(Skip::BodyTooLarge);
-                filter.counters.mirror(pending.route, i, skip);
+                filter.count_mirror(pending.route, i, skip);
                 continue;
             };
             let shadow = Shadow {
@@ -247,7 +258,7 @@ impl SplitMirrorHttp {
         );
         let Some(id) = opened else {
             let skip = MirrorOutcome::Skipped(Skip::InFlightCap);
-            filter.counters.mirror(shadow.route, shadow.mirror, skip);
+            filter.count_mirror(shadow.route, shadow.mirror, skip);
             return;
         };
         let baseline = compare.baseline.is_some().then(|| Shadow {
@@ -375,6 +386,15 @@ impl HttpContext for SplitMirrorHttp {
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         if let Some(primary) = &mut self.primary {
             primary.headers(end_of_stream);
+        }
+        // Only routes with a rollout read `:status`; the others pay one branch.
+        if let Some((chosen, at)) = self.counted.take() {
+            if let Some(filter) = &self.filter {
+                let status = self.get_http_response_header_bytes(":status");
+                if let Some(class) = status.as_deref().and_then(StatusClass::of_header) {
+                    filter.rollouts.response(&filter.config, chosen, class, at);
+                }
+            }
         }
         if let Some(cookie) = self.set_cookie.take() {
             self.add_http_response_header("set-cookie", &cookie);

@@ -5,6 +5,8 @@ mod compare;
 mod counters;
 mod host;
 mod http;
+mod rollout;
+mod rollout_metrics;
 mod root;
 
 proxy_wasm::main! {{

@@ -78,7 +78,7 @@ impl SplitMirrorRoot {
             };
             // The baseline's copy is the comparison's, not one of the mirror's copies.
             if !matches!(shadow.compared, Some((_, Role::Baseline))) {
-                filter.counters.mirror(shadow.route, shadow.mirror, outcome);
+                filter.count_mirror(shadow.route, shadow.mirror, outcome);
             }
         }
         filter.flush_in_flight_gauge();
@@ -133,7 +133,14 @@ impl RootContext for SplitMirrorRoot {
         let json = self.get_plugin_configuration().unwrap_or_default();
         match Config::from_json(&json) {
             Ok(config) => {
-                self.filter = Some(Rc::new(Filter::new(config)));
+                let filter = Filter::new(config);
+                if filter.rollouts.any {
+                    // The rollouts' tick (the mirrors' faster tick also serves it).
+                    if let Err(status) = hostcalls::set_tick_period(filter.idle_tick_period()) {
+                        log::warn!("split-mirror: cannot schedule the rollout tick ({status:?})");
+                    }
+                }
+                self.filter = Some(Rc::new(filter));
                 true
             }
             Err(error) => {
@@ -147,6 +154,7 @@ impl RootContext for SplitMirrorRoot {
     fn on_tick(&mut self) {
         if let Some(filter) = self.filter.clone() {
             self.send_shadows(&filter);
+            filter.rollouts.on_tick(&filter.config);
         }
     }
 

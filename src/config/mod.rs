@@ -5,12 +5,14 @@ mod error;
 mod mirror;
 pub mod raw;
 mod release;
+mod rollout;
 mod values;
 
 pub use error::ConfigError;
 
 use crate::hosts::HostPattern;
 use crate::mirror::Mirror;
+use crate::rollout::Rollout;
 use crate::routing::keys::{KeySource, ValueMatch};
 use crate::weights::WeightTable;
 use error::{in_route, route_label};
@@ -61,6 +63,8 @@ pub struct Route {
     /// Lower-case header whose value names a tag.
     pub tag_header: Option<String>,
     pub sticky: Option<Sticky>,
+    /// Steps from the clock and the guard; `None` for a plain split.
+    pub rollout: Option<Rollout>,
 }
 
 /// A header or cookie value that sends the request to one backend whatever the weights.
@@ -257,6 +261,10 @@ fn compile_route(raw: RawRoute, label: &str) -> Result<Route, ConfigError> {
         }
         mirrors.push(mirror);
     }
+    let rollout = raw
+        .rollout
+        .map(|values::Object(r)| rollout::compile(r, &backends, &raw.name, label))
+        .transpose()?;
     let release = release::compile(
         raw.overrides.unwrap_or_default(),
         raw.tag_header,
@@ -277,6 +285,7 @@ fn compile_route(raw: RawRoute, label: &str) -> Result<Route, ConfigError> {
         tagged_hosts: release.tagged_hosts,
         tag_header: release.tag_header,
         sticky: release.sticky,
+        rollout,
     })
 }
 

@@ -3,7 +3,7 @@
 //! `null` counts as an omitted field. The doc comments here are the descriptions of the
 //! published JSON Schema (`split-mirror schema`, schema/split-mirror.schema.json).
 
-use super::values::{Bounded, Described, Object, Percent};
+use super::values::{Bounded, Described, Fraction, Object, Percent};
 use crate::weights::MAX_WEIGHT;
 use serde::Deserialize;
 
@@ -12,6 +12,10 @@ pub const MAX_TIMEOUT_MS: u64 = 600_000;
 pub const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
 pub const MAX_COMPARE_BODY_BYTES: u64 = 16 * 1024 * 1024;
 const WEIGHT_MAX: u64 = MAX_WEIGHT as u64;
+/// One year: the longest a rollout step may hold.
+pub const MAX_HOLD_S: u64 = 31_536_000;
+pub const MAX_WINDOW_S: u64 = 3600;
+pub const MAX_MIN_REQUESTS: u64 = 1_000_000_000;
 
 /// split-mirror: the plugin configuration (Envoy's wasm filter `configuration`, Istio's
 /// WasmPlugin `pluginConfig`).
@@ -71,6 +75,9 @@ pub struct RawRoute {
     /// A request key (header or cookie) hashed onto the weights, so one user stays on one
     /// backend, monotone when weights ramp.
     pub sticky: Option<Object<RawSticky>>,
+    /// Progressive delivery without a controller: the canary's share ramps through `steps`
+    /// from the wall clock, and a `guard` aborts the rollout when the canary fails.
+    pub rollout: Option<Object<RawRollout>>,
 }
 
 /// One backend of a route: a cluster and its weight.
@@ -207,6 +214,79 @@ pub struct RawSticky {
     /// With `cookie`: mint a random key in a `Set-Cookie` when the request has none.
     #[cfg_attr(not(target_arch = "wasm32"), schemars(extend("default" = false)))]
     pub set_cookie: Option<bool>,
+}
+
+/// A canary that ramps by the clock (`steps` from `start`) and stops itself (`guard`).
+#[derive(Debug, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+#[cfg_attr(
+    not(target_arch = "wasm32"),
+    schemars(rename = "Rollout", title = "Rollout")
+)]
+#[serde(deny_unknown_fields)]
+pub struct RawRollout {
+    /// The `cluster` of one of the route's backends: the one that ramps (and that an abort
+    /// takes out of weighted and sticky decisions).
+    #[cfg_attr(not(target_arch = "wasm32"), schemars(length(min = 1)))]
+    pub canary: String,
+    /// RFC 3339 time (`2026-12-01T10:00:00Z` or with an offset) when step 1 begins. Before
+    /// it, the backends' configured weights apply. Required with `steps`.
+    pub start: Option<String>,
+    /// At least one; the canary's share never decreases from step to step. Each step holds
+    /// for `hold_s`, then the next begins; a step without `hold_s` holds until the
+    /// configuration changes (Argo's `pause: {}`); the last step holds forever.
+    #[cfg_attr(not(target_arch = "wasm32"), schemars(length(min = 1)))]
+    pub steps: Option<Vec<Object<RawStep>>>,
+    /// Aborts the rollout on this proxy when the canary's 5xx share is too high.
+    pub guard: Option<Object<RawGuard>>,
+}
+
+/// One step of a rollout: the canary's share and how long it holds.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+#[cfg_attr(
+    not(target_arch = "wasm32"),
+    schemars(rename = "RolloutStep", title = "Rollout step")
+)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    /// The canary's share of weighted decisions in percent, 0..=100 with at most 2 decimals;
+    /// the other backends share the rest in proportion to their configured weights.
+    pub weight: Percent,
+    /// Seconds the step holds before the next one (1..=31,536,000). Omitted: holds until the
+    /// configuration changes.
+    pub hold_s: Option<Bounded<1, MAX_HOLD_S>>,
+}
+
+/// The automatic abort: over the last `window_s` seconds, when the canary has at least
+/// `min_requests` responses and its 5xx share exceeds both `max_error_rate` and the other
+/// backends' 5xx share, the canary's weight becomes 0 on this proxy.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+#[cfg_attr(
+    not(target_arch = "wasm32"),
+    schemars(rename = "RolloutGuard", title = "Rollout guard")
+)]
+#[serde(deny_unknown_fields)]
+pub struct RawGuard {
+    /// The largest tolerated 5xx share of the canary's responses, 0..=1.
+    pub max_error_rate: Fraction,
+    /// The canary is judged only with at least this many responses in the window.
+    pub min_requests: Bounded<1, MAX_MIN_REQUESTS>,
+    /// Length of the sliding window in seconds (1..=3600).
+    pub window_s: Bounded<1, MAX_WINDOW_S>,
+}
+
+impl Described for RawRollout {
+    const EXPECTED: &'static str = "a rollout object";
+}
+
+impl Described for RawStep {
+    const EXPECTED: &'static str = "a rollout step object";
+}
+
+impl Described for RawGuard {
+    const EXPECTED: &'static str = "a guard object";
 }
 
 impl Described for RawConfig {

@@ -55,6 +55,23 @@ impl<'de> Deserialize<'de> for Percent {
     }
 }
 
+/// A number `0..=1` (a share, such as an error rate).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fraction(pub f64);
+
+impl<'de> Deserialize<'de> for Fraction {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        match value.as_f64() {
+            Some(fraction) if (0.0..=1.0).contains(&fraction) => Ok(Fraction(fraction)),
+            _ => Err(D::Error::custom(format!(
+                "expected a number 0..=1, got {}",
+                describe(&value)
+            ))),
+        }
+    }
+}
+
 /// A JSON object read as `T`. serde's derived structs also accept an array of the fields in
 /// order (`["x-split", null, null, [...]]`); a configuration written that way is a mistake, so
 /// only objects are read (through `deserialize_map`).
@@ -165,7 +182,7 @@ pub fn scaled(text: &str, decimals: i32) -> Result<u64, NotScaled> {
 
 #[cfg(not(target_arch = "wasm32"))]
 mod schema {
-    use super::{Bounded, Percent};
+    use super::{Bounded, Fraction, Percent};
     use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
     use std::borrow::Cow;
 
@@ -198,6 +215,20 @@ mod schema {
 
         fn json_schema(generator: &mut SchemaGenerator) -> Schema {
             T::json_schema(generator)
+        }
+    }
+
+    impl JsonSchema for Fraction {
+        fn inline_schema() -> bool {
+            true
+        }
+
+        fn schema_name() -> Cow<'static, str> {
+            "Fraction".into()
+        }
+
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({"type": "number", "minimum": 0, "maximum": 1})
         }
     }
 

@@ -10,6 +10,7 @@ pub mod sticky;
 
 use crate::config::{Config, Route};
 use crate::random::Rng;
+use crate::weights::WeightTable;
 pub use index::RouteIndex;
 use keys::{cookie_value, KeySource};
 use sticky::sticky_backend;
@@ -107,7 +108,48 @@ impl Config {
     }
 }
 
+/// The weights weighted and sticky decisions draw from: the route's own, or those of a
+/// rollout's step, whose entries are the backends in the rollout's order (canary last).
+#[derive(Debug, Clone, Copy)]
+pub struct Split<'a> {
+    table: &'a WeightTable,
+    /// `order[position]` = backend index; `None`: positions are backend indexes.
+    order: Option<&'a [usize]>,
+}
+
+impl Split<'_> {
+    fn backend_at(&self, position: usize) -> usize {
+        match self.order {
+            Some(order) => order.get(position).copied().unwrap_or(position),
+            None => position,
+        }
+    }
+
+    fn pick(&self, rng: &mut Rng) -> usize {
+        self.backend_at(self.table.pick(rng))
+    }
+
+    fn sticky(&self, key: &[u8]) -> usize {
+        self.backend_at(sticky_backend(key, self.table.cumulative()))
+    }
+}
+
 impl Route {
+    /// The weights in force: for a rollout, those of `step` (0: before start) or, once
+    /// aborted, the canary's weight at 0; otherwise the configured weights.
+    pub fn split(&self, step: usize, aborted: bool) -> Split<'_> {
+        match &self.rollout {
+            Some(rollout) => Split {
+                table: rollout.table(step, aborted),
+                order: Some(&rollout.order),
+            },
+            None => Split {
+                table: &self.split,
+                order: None,
+            },
+        }
+    }
+
     /// The default prefix `/` matches every request (Envoy would not route a path that does not
     /// start with `/` anyway), so the adapter need not fetch `:path` for such routes.
     fn matches_path(&self, path: &[u8]) -> bool {
@@ -121,9 +163,21 @@ impl Route {
             .map(|&(_, backend)| backend)
     }
 
-    /// Chooses the backend for one request.
+    /// Chooses the backend for one request with the configured weights.
     pub fn decide(
         &self,
+        tagged_backend: Option<usize>,
+        headers: &mut impl RequestHeaders,
+        rng: &mut Rng,
+    ) -> Decision {
+        self.decide_in(self.split(0, false), tagged_backend, headers, rng)
+    }
+
+    /// Chooses the backend for one request; weighted and sticky decisions use `split`, tags and
+    /// overrides reach any backend whatever the weights.
+    pub fn decide_in(
+        &self,
+        split: Split<'_>,
         tagged_backend: Option<usize>,
         headers: &mut impl RequestHeaders,
         rng: &mut Rng,
@@ -147,15 +201,10 @@ impl Route {
         }
         if let Some(sticky) = &self.sticky {
             match lookup(&sticky.source, headers).filter(|key| !key.is_empty()) {
-                Some(key) => {
-                    return Decision::new(
-                        sticky_backend(&key, self.split.cumulative()),
-                        Reason::Sticky,
-                    )
-                }
+                Some(key) => return Decision::new(split.sticky(&key), Reason::Sticky),
                 None if sticky.set_cookie => {
                     let key = format!("{:016x}{:016x}", rng.next_u64(), rng.next_u64());
-                    let backend = sticky_backend(key.as_bytes(), self.split.cumulative());
+                    let backend = split.sticky(key.as_bytes());
                     return Decision {
                         backend,
                         reason: Reason::Sticky,
@@ -170,7 +219,7 @@ impl Route {
         } else {
             Reason::Weight
         };
-        Decision::new(self.split.pick(rng), reason)
+        Decision::new(split.pick(rng), reason)
     }
 }
 

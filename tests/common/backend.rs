@@ -49,7 +49,12 @@ pub struct Behavior {
     pub status: u16,
     /// Sleep this long before answering (a slow shadow).
     pub delay: Duration,
-    /// When set, decides the whole answer (then `status` is unused).
+    /// When above 0, every `fail_one_in`-th request this backend receives is answered 500
+    /// (evenly spread failures: 10 is 10 %).
+    pub fail_one_in: usize,
+    /// Requests whose path starts with this are answered 500.
+    pub fail_path_prefix: Option<&'static str>,
+    /// When set, decides the whole answer (then `status` and the failure settings are unused).
     pub respond: Option<Responder>,
 }
 
@@ -61,15 +66,36 @@ impl Behavior {
             ..Behavior::default()
         }
     }
-}
 
-impl Behavior {
     /// Answers 200 after `delay`.
     pub fn delayed(delay: Duration) -> Self {
         Behavior {
-            status: 200,
             delay,
-            respond: None,
+            ..Behavior::default()
+        }
+    }
+
+    /// Answers 500 to every `n`-th request, 200 to the others.
+    pub fn failing_one_in(n: usize) -> Self {
+        Behavior {
+            fail_one_in: n,
+            ..Behavior::default()
+        }
+    }
+
+    /// Answers 500 to every request.
+    pub fn failing() -> Self {
+        Behavior {
+            status: 500,
+            ..Behavior::default()
+        }
+    }
+
+    /// Answers 500 to requests under `prefix`, 200 to the others.
+    pub fn failing_under(prefix: &'static str) -> Self {
+        Behavior {
+            fail_path_prefix: Some(prefix),
+            ..Behavior::default()
         }
     }
 }
@@ -79,6 +105,8 @@ impl Default for Behavior {
         Behavior {
             status: 200,
             delay: Duration::ZERO,
+            fail_one_in: 0,
+            fail_path_prefix: None,
             respond: None,
         }
     }
@@ -173,7 +201,20 @@ fn serve(mut stream: TcpStream, name: &str, behavior: &Behavior, received: &Mute
             return;
         };
         let reply = behavior.respond.as_ref().map(|respond| respond(&request));
-        received.lock().unwrap().push(request);
+        let failing_path = behavior
+            .fail_path_prefix
+            .is_some_and(|prefix| request.path.starts_with(prefix));
+        let count = {
+            let mut received = received.lock().unwrap();
+            received.push(request);
+            received.len()
+        };
+        let status =
+            if failing_path || (behavior.fail_one_in > 0 && count % behavior.fail_one_in == 0) {
+                500
+            } else {
+                behavior.status
+            };
         std::thread::sleep(behavior.delay);
         if let Some(reply) = reply {
             if stream.write_all(&encode(&reply, name)).is_err() {
@@ -184,7 +225,7 @@ fn serve(mut stream: TcpStream, name: &str, behavior: &Behavior, received: &Mute
         let body = format!("{name}\n");
         let response = format!(
             "HTTP/1.1 {} X\r\nx-served-by: {name}\r\ncontent-length: {}\r\n\r\n{body}",
-            behavior.status,
+            status,
             body.len()
         );
         if stream.write_all(response.as_bytes()).is_err() {
