@@ -144,7 +144,7 @@ soak: build envoy
 
 # Coverage-guided fuzzing (libFuzzer through cargo-fuzz, no sanitizer: works on stable Rust) of
 # the config parser and the request path. The corpus in fuzz/corpus/ grows as it runs.
-FUZZ_TARGETS := config request
+FUZZ_TARGETS := config request compare
 FUZZ_SECONDS ?= 60
 
 fuzz-tool:

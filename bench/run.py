@@ -81,6 +81,7 @@ VARIANTS = {
     "e": "filter, no route matched + native 80/20",
     "c": "native 80/20 + native mirror 100 %",
     "d": "filter 80/20 + filter mirror 100 %",
+    "v": "filter 80/20 + filter mirror 100 % compared (status, a header, exact body)",
     "f": "filter 80/20 + mirror 100 % sent by Envoy (cluster_header)",
     "k": "floor mirror: raw-ABI split + the filter sends each request's headers to shadow",
     "j": "floor mirror header: raw-ABI split + a header for Envoy's cluster_header mirror",
@@ -171,7 +172,7 @@ def proxy_config(variant, port, admin, backends):
     filters = [ROUTER]
     if variant in ("0", "s", "n"):
         filters = [wasm_filter({}, REFERENCE_MODULES[variant]), ROUTER]
-    if variant in ("b", "d", "e", "x", "h", "f", "m", "k", "j", "l", "g", *SCALE):
+    if variant in ("b", "d", "v", "e", "x", "h", "f", "m", "k", "j", "l", "g", *SCALE):
         route = {"name": "bench", "backends": [{"cluster": "v1", "weight": 80}, {"cluster": "v2", "weight": 20}]}
         if variant == "g":
             # Step 1 in force since 2020 (a clock read per request), every status counted.
@@ -180,6 +181,8 @@ def proxy_config(variant, port, admin, backends):
         header_route = {"cluster_header": "x-split-cluster"}
         if variant == "d":
             route["mirrors"] = [{"cluster": "shadow"}]
+        if variant == "v":
+            route["mirrors"] = [{"cluster": "shadow", "compare": {"headers": ["content-type"], "body": "exact"}}]
         if variant in ("f", "j"):
             route["mirrors"] = [{"cluster": "shadow", "cluster_header": MIRROR_HEADER}]
             header_route["request_mirror_policies"] = [{"cluster_header": MIRROR_HEADER}]
@@ -404,7 +407,7 @@ def report(args, results, rss, machine, instruction_table, scale_table):
 
 
 # The native variant each one is compared with, round by round.
-BASELINE = {"b": "a", "0": "a", "n": "a", "m": "a", "h": "a", "e": "a", "x": "a", "d": "c", "f": "c", "k": "c", "j": "c",
+BASELINE = {"b": "a", "0": "a", "n": "a", "m": "a", "h": "a", "e": "a", "x": "a", "d": "c", "v": "d", "f": "c", "k": "c", "j": "c",
             "l": "a", "p": "a", "q": "p", "r": "p", "w": "p", "g": "b"}
 # Instruction-count targets of the route-count variants (bench/instructions.py): at most this
 # many times the instructions of one route.

@@ -25,7 +25,7 @@ const LOG_EVERY_MS: u64 = 1000;
 /// field labels seen per mirror, and when each mirror last logged.
 pub struct Comparisons {
     pub pending: RefCell<Pending>,
-    counters: RefCell<HashMap<String, Counter>>,
+    counters: RefCell<HashMap<(usize, usize, Series), Counter>>,
     fields: RefCell<HashMap<(usize, usize), Vec<String>>>,
     logged_ms: RefCell<HashMap<(usize, usize), u64>>,
 }
@@ -40,18 +40,24 @@ impl Comparisons {
         }
     }
 
-    fn count(&self, name: String) {
+    /// Increments the series `key` of `(route, mirror)`; its name is built, and the metric
+    /// defined, only the first time.
+    fn count(&self, at: (usize, usize), key: Series, name: impl FnOnce() -> String) {
         let mut counters = self.counters.borrow_mut();
         counters
-            .entry(name)
-            .or_insert_with_key(|name| Counter::define(name))
+            .entry((at.0, at.1, key))
+            .or_insert_with(|| Counter::define(&name()))
             .increment();
     }
 
     /// Counts a finished comparison and logs a sampled `differ`.
     pub fn report(&self, ready: &Ready, route: &str, mirror: &str, compare: &Compare, now_ms: u64) {
         let outcome = ready.outcome(compare);
-        self.count(compare_counter(route, mirror, outcome.as_str()));
+        let at = (ready.route, ready.mirror);
+        let result = outcome.as_str();
+        self.count(at, Series::Result(result), || {
+            compare_counter(route, mirror, result)
+        });
         let Outcome::Judged(Verdict::Differ(found)) = &outcome else {
             return;
         };
@@ -59,7 +65,9 @@ impl Comparisons {
         parts.dedup();
         for part in crate::compare::Part::ALL {
             if parts.contains(&part) {
-                self.count(compare_diff_counter(route, mirror, part));
+                self.count(at, Series::Part(part.as_str()), || {
+                    compare_diff_counter(route, mirror, part)
+                });
             }
         }
         let key = (ready.route, ready.mirror);
@@ -67,7 +75,8 @@ impl Comparisons {
         fields.dedup();
         for field in fields {
             let label = self.field_label(key, field);
-            self.count(compare_field_counter(route, mirror, &label));
+            let name = || compare_field_counter(route, mirror, &label);
+            self.count(at, Series::Field(label.clone()), name);
         }
         let mut logged = self.logged_ms.borrow_mut();
         let last = logged.entry(key).or_insert(0);
@@ -108,6 +117,14 @@ impl Comparisons {
         }
         "other".to_string()
     }
+}
+
+/// One series of a mirror's comparison counters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Series {
+    Result(&'static str),
+    Part(&'static str),
+    Field(String),
 }
 
 /// The primary's answer, collected for the comparisons its request opened.
