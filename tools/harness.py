@@ -186,7 +186,7 @@ class Harness:
         if not WASM.exists():
             fail(f"{WASM.relative_to(REPO)} is missing: run 'make build'", 2)
         # Envoy listeners use SO_REUSEPORT: a second harness would silently share the ports.
-        for port in (FRONT_PORT, FRONT_ADMIN, BACKENDS_ADMIN, 10001, 10002, 10003):
+        for port in (FRONT_PORT, FRONT_ADMIN, BACKENDS_ADMIN, 10001, 10002, 10003, 10004, 10005, 10006):
             if port_in_use(port + self.offset):
                 fail(f"127.0.0.1:{port + self.offset} is in use (another harness running?)")
         self.run.mkdir(parents=True, exist_ok=True)
@@ -360,8 +360,39 @@ def run_step(harness, step, config):
             label = group.get("label", f"Host: {group.get('host', 'httpbin')}")
             print(f"  {label}: " + " ".join(served for _, served in got))
     bad = chart(harness, config, route, before, received_before, results, expected_failures)
+    if step.get("show") == "compare":
+        compare_report(harness.front, route, len(results))
     time.sleep(0 if harness.quick else step.get("pause_s", 0))
     return bad
+
+
+def compare_report(front, route, expected, wait_s=10):
+    """The filter's comparison results for `route`, and its most frequent differing fields,
+    once `expected` comparisons are counted (or `wait_s` passed)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        by_result, by_field = {}, {}
+        for name, value in front.counters("split_mirror_compare_").items():
+            parts = dict(p.split("=", 1) for p in name.split(";")[1:] if "=" in p)
+            if parts.get("route") != route:
+                continue
+            if "split_mirror_compare_total;" in name:
+                key = (parts["mirror"], parts["result"])
+                by_result[key] = by_result.get(key, 0) + value
+            elif "split_mirror_compare_fields_total;" in name:
+                key = (parts["mirror"], parts["field"])
+                by_field[key] = by_field.get(key, 0) + value
+        if sum(by_result.values()) >= expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    total = sum(by_result.values()) or 1
+    print(f"  comparisons ({sum(by_result.values())} of {expected} requests):")
+    for (mirror, result), count in sorted(by_result.items(), key=lambda item: -item[1]):
+        print(f"  {mirror + ' ' + result:<28}{count:>7}{100 * count / total:>8.1f} %")
+    if by_field:
+        print("  top differing fields:")
+        for (mirror, field), count in sorted(by_field.items(), key=lambda item: -item[1])[:5]:
+            print(f"  {mirror + ' ' + field:<28}{count:>7}")
 
 
 def with_rollout_start_now(config):

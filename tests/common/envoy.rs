@@ -174,7 +174,22 @@ impl FrontProxy {
         bootstrap
     }
 
+    /// Starts Envoy and waits until it is ready. The ports are free when picked, but another
+    /// process (an Envoy's own upstream connection, another test) can take one before Envoy
+    /// binds it: then Envoy is started again on new ports, at most three times.
     pub fn start(&self) -> Envoy {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.try_start() {
+                Ok(envoy) => return envoy,
+                Err(log) if attempt < 3 && log.contains("Address already in use") => continue,
+                Err(log) => panic!("Envoy exited during start-up; log:\n{log}"),
+            }
+        }
+    }
+
+    fn try_start(&self) -> Result<Envoy, String> {
         let dir = scratch_dir("envoy");
         let (admin_port, port) = (free_port(), free_port());
         let lds_path = dir.join("lds.yaml");
@@ -255,7 +270,13 @@ pub struct Envoy {
 
 impl Envoy {
     /// Starts Envoy on `config` from `cwd` (its files and log in `dir`), waits until ready.
-    fn spawn(dir: PathBuf, config: PathBuf, cwd: &Path, ports: (u16, u16), workers: u32) -> Envoy {
+    fn spawn(
+        dir: PathBuf,
+        config: PathBuf,
+        cwd: &Path,
+        ports: (u16, u16),
+        workers: u32,
+    ) -> Result<Envoy, String> {
         let (admin_port, port) = ports;
         let (log_path, lds_path) = (dir.join("envoy.log"), dir.join("lds.yaml"));
         let child = envoy_command(&config, &log_path, workers, cwd)
@@ -269,25 +290,23 @@ impl Envoy {
             log_path,
             lds_path,
         };
-        envoy.wait_ready();
-        envoy
+        envoy.wait_ready()?;
+        Ok(envoy)
     }
 
-    fn wait_ready(&mut self) {
+    /// Waits until Envoy is ready; its exit status and log tail if it exited first.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "Envoy exited during start-up ({status}); log:\n{}",
-                    self.log_tail(60)
-                );
+                return Err(format!("({status})\n{}", self.log_tail(60)));
             }
             let admin_live = Request::get("/ready")
                 .host("admin")
                 .try_send(self.admin_port)
                 .is_ok_and(|r| r.status == 200);
             if admin_live && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
+                return Ok(());
             }
             assert!(
                 Instant::now() < deadline,
@@ -487,4 +506,5 @@ pub fn start_shipped(config: &str, ports: &[(u16, u16)], listener: u16, admin: u
     std::fs::write(&path, text).unwrap();
     let ports = (moved(admin), moved(listener));
     Envoy::spawn(dir, path, &super::repo_root(), ports, 1)
+        .unwrap_or_else(|log| panic!("Envoy exited during start-up; log:\n{log}"))
 }

@@ -28,9 +28,9 @@ def front_with(filter_config):
 
 
 class Examples(unittest.TestCase):
-    def test_the_four_seed_scenarios_are_shipped_with_a_readme(self):
+    def test_the_seed_scenarios_and_shadow_compare_are_shipped_with_a_readme(self):
         names = [p.name for p in EXAMPLES]
-        self.assertEqual(["argo-steps", "istio-mirror", "knative-tags", "smi-canary"], names)
+        self.assertEqual(["argo-steps", "istio-mirror", "knative-tags", "shadow-compare", "smi-canary"], names)
         for example in EXAMPLES:
             self.assertTrue((example / "README.md").exists(), f"{example.name} has no README.md")
 
