@@ -8,6 +8,9 @@ use common::backend::Backend;
 use common::client::Request;
 use common::envoy::FrontProxy;
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 const EXACT_ROUTES: usize = 2_000;
 
@@ -104,5 +107,83 @@ fn two_thousand_routes_keep_first_match_order() {
             .get("wasmcustom.split_mirror_unmatched_total")
             .copied(),
         Some(0)
+    );
+}
+
+/// 10,000 exact-host routes, 80/20 each; `last_canary` is the last route's canary weight.
+fn ten_thousand_routes(last_canary: u32) -> Value {
+    let routes: Vec<Value> = (0..10_000)
+        .map(|n| {
+            let canary = if n == 9_999 { last_canary } else { 20 };
+            json!({"name": format!("r{n}"), "hosts": [format!("host-{n}.example")],
+                   "backends": [{"cluster": "stable", "weight": 100 - canary},
+                                {"cluster": "canary", "weight": canary}]})
+        })
+        .collect();
+    json!({ "routes": routes })
+}
+
+#[test]
+fn a_weight_change_in_ten_thousand_routes_under_load_fails_no_request() {
+    let [stable, canary] = Backend::start_each(["stable", "canary"]);
+    let clusters = [("stable", stable.port), ("canary", canary.port)];
+    let proxy = |weight| FrontProxy::new(&ten_thousand_routes(weight), &clusters).dynamic();
+    let envoy = proxy(20).start();
+    let stop = Arc::new(AtomicBool::new(false));
+    let records: Arc<Mutex<Vec<(Instant, u16, String)>>> = Arc::default();
+    let load = {
+        let (stop, records, port) = (stop.clone(), records.clone(), envoy.port);
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            // Bounded by count and time; requests to the last route.
+            for _ in 0..20_000 {
+                if stop.load(Ordering::SeqCst) || started.elapsed() > Duration::from_secs(60) {
+                    break;
+                }
+                let response = Request::get("/").host("host-9999.example").try_send(port);
+                let (status, served) =
+                    response.map_or((0, "-".into()), |r| (r.status, r.served_by()));
+                records
+                    .lock()
+                    .unwrap()
+                    .push((Instant::now(), status, served));
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1000));
+    let update_started = Instant::now();
+    assert!(
+        envoy.update_filter_config(&proxy(100)),
+        "the update was refused:\n{}",
+        envoy.log_tail(20)
+    );
+    let applied_after = update_started.elapsed();
+    // Once the new listener serves, the last route sends everything to the canary.
+    std::thread::sleep(Duration::from_millis(2000));
+    let settled = Instant::now();
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::SeqCst);
+    load.join().unwrap();
+
+    let records = records.lock().unwrap();
+    let failed = records
+        .iter()
+        .filter(|(_, status, _)| *status != 200)
+        .count();
+    assert_eq!(failed, 0, "{failed} of {} requests failed", records.len());
+    let after: Vec<_> = records.iter().filter(|(at, _, _)| *at > settled).collect();
+    assert!(
+        after.len() > 50,
+        "only {} requests after the update",
+        after.len()
+    );
+    assert!(
+        after.iter().all(|(_, _, served)| served == "canary"),
+        "the last route's new weight is not in force"
+    );
+    println!(
+        "{} requests, none failed; the update was applied in {applied_after:?}",
+        records.len()
     );
 }
