@@ -8,9 +8,8 @@ mod common;
 use common::backend::Backend;
 use common::client::Request;
 use common::envoy::FrontProxy;
+use common::load::Load;
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// One step: the canary weight (negative = an invalid config) and whether the mirror is on.
@@ -48,8 +47,6 @@ fn config(step: (i64, bool)) -> Value {
         {"cluster": "v1", "weight": stable}, {"cluster": "v2", "weight": canary}], "mirrors": mirrors}]})
 }
 
-type Record = (Instant, u16, String);
-
 #[test]
 fn twenty_updates_under_load_fail_no_request() {
     let [v1, v2, shadow] = Backend::start_each(["v1", "v2", "shadow"]);
@@ -58,28 +55,14 @@ fn twenty_updates_under_load_fail_no_request() {
     let steps = steps();
     let envoy = proxy(steps[0]).start();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let records: Arc<Mutex<Vec<Record>>> = Arc::default();
-    let load = {
-        let (stop, records, port) = (stop.clone(), records.clone(), envoy.port);
-        std::thread::spawn(move || {
-            let started = Instant::now();
-            // ~200 requests/s, bounded by count and time.
-            for _ in 0..15_000 {
-                if stop.load(Ordering::SeqCst) || started.elapsed() > Duration::from_secs(90) {
-                    break;
-                }
-                let response = Request::get("/").try_send(port);
-                let (status, served) =
-                    response.map_or((0, "-".into()), |r| (r.status, r.served_by()));
-                records
-                    .lock()
-                    .unwrap()
-                    .push((Instant::now(), status, served));
-                std::thread::sleep(Duration::from_millis(4));
-            }
-        })
-    };
+    // ~200 requests/s, bounded by count and time.
+    let load = Load::start(
+        Request::get("/"),
+        envoy.port,
+        Duration::from_millis(4),
+        15_000,
+        Duration::from_secs(90),
+    );
 
     let mut windows: Vec<(i64, Instant, Instant)> = Vec::new();
     let mut serving = steps[0].0;
@@ -111,10 +94,7 @@ fn twenty_updates_under_load_fail_no_request() {
     }
     std::thread::sleep(Duration::from_millis(1500));
     windows.push((serving, since + Duration::from_millis(200), Instant::now()));
-    stop.store(true, Ordering::SeqCst);
-    load.join().unwrap();
-
-    let records = records.lock().unwrap();
+    let records = load.stop();
     let failed: Vec<_> = records
         .iter()
         .filter(|(_, status, _)| *status != 200)

@@ -7,9 +7,8 @@ mod common;
 use common::backend::Backend;
 use common::client::Request;
 use common::envoy::FrontProxy;
+use common::load::Load;
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const EXACT_ROUTES: usize = 2_000;
@@ -129,28 +128,15 @@ fn a_weight_change_in_ten_thousand_routes_under_load_fails_no_request() {
     let clusters = [("stable", stable.port), ("canary", canary.port)];
     let proxy = |weight| FrontProxy::new(&ten_thousand_routes(weight), &clusters).dynamic();
     let envoy = proxy(20).start();
-    let stop = Arc::new(AtomicBool::new(false));
-    let records: Arc<Mutex<Vec<(Instant, u16, String)>>> = Arc::default();
-    let load = {
-        let (stop, records, port) = (stop.clone(), records.clone(), envoy.port);
-        std::thread::spawn(move || {
-            let started = Instant::now();
-            // Bounded by count and time; requests to the last route.
-            for _ in 0..20_000 {
-                if stop.load(Ordering::SeqCst) || started.elapsed() > Duration::from_secs(60) {
-                    break;
-                }
-                let response = Request::get("/").host("host-9999.example").try_send(port);
-                let (status, served) =
-                    response.map_or((0, "-".into()), |r| (r.status, r.served_by()));
-                records
-                    .lock()
-                    .unwrap()
-                    .push((Instant::now(), status, served));
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        })
-    };
+    // Requests to the last route, bounded by count and time.
+    let request = Request::get("/").host("host-9999.example");
+    let load = Load::start(
+        request,
+        envoy.port,
+        Duration::from_millis(2),
+        20_000,
+        Duration::from_secs(60),
+    );
     std::thread::sleep(Duration::from_millis(1000));
     let update_started = Instant::now();
     assert!(
@@ -163,10 +149,7 @@ fn a_weight_change_in_ten_thousand_routes_under_load_fails_no_request() {
     std::thread::sleep(Duration::from_millis(2000));
     let settled = Instant::now();
     std::thread::sleep(Duration::from_millis(1500));
-    stop.store(true, Ordering::SeqCst);
-    load.join().unwrap();
-
-    let records = records.lock().unwrap();
+    let records = load.stop();
     let failed = records
         .iter()
         .filter(|(_, status, _)| *status != 200)
