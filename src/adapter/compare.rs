@@ -4,7 +4,7 @@
 
 use super::counters::Counter;
 use crate::compare::pending::{Outcome, Pending, Ready, Side};
-use crate::compare::{Answer, BodyMode, Compare, Verdict};
+use crate::compare::{Answer, BodyMode, Compare, Part, Verdict};
 use crate::metrics::{
     compare_counter, compare_diff_counter, compare_field_counter, MAX_COMPARE_FIELDS,
 };
@@ -63,7 +63,7 @@ impl Comparisons {
         };
         let mut parts: Vec<_> = found.iter().map(|d| d.place.part()).collect();
         parts.dedup();
-        for part in crate::compare::Part::ALL {
+        for part in Part::ALL {
             if parts.contains(&part) {
                 self.count(at, Series::Part(part.as_str()), || {
                     compare_diff_counter(route, mirror, part)
@@ -85,15 +85,7 @@ impl Comparisons {
             let shown: Vec<String> = found
                 .iter()
                 .take(3)
-                .map(|d| {
-                    let place = match &d.place {
-                        crate::compare::Place::Status => "status".to_string(),
-                        crate::compare::Place::Header(name) => format!("header {name}"),
-                        crate::compare::Place::Field(pointer) => pointer.clone(),
-                        crate::compare::Place::Body => "body".to_string(),
-                    };
-                    format!("{place}: {:?} vs {:?}", d.primary, d.other)
-                })
+                .map(|d| format!("{}: {:?} vs {:?}", d.place, d.primary, d.other))
                 .collect();
             log::info!(
                 "split-mirror: compare route={route} mirror={mirror} differ: {} ({} differences): {}",

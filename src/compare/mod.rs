@@ -64,6 +64,18 @@ impl Place {
     }
 }
 
+/// `status`, `header content-type`, `/items/0/price`, `body`: for the log.
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::Status => f.write_str("status"),
+            Place::Header(name) => write!(f, "header {name}"),
+            Place::Field(pointer) => f.write_str(pointer),
+            Place::Body => f.write_str("body"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {
     Status,
