@@ -70,18 +70,19 @@ impl Comparisons {
                 });
             }
         }
-        let key = (ready.route, ready.mirror);
+        // Each field once per request, however many array elements differ under it.
         let mut fields: Vec<&str> = found.iter().filter_map(|d| d.field.as_deref()).collect();
+        fields.sort_unstable();
         fields.dedup();
         for field in fields {
-            let label = self.field_label(key, field);
+            let label = self.field_label(at, field);
             let name = || compare_field_counter(route, mirror, &label);
             self.count(at, Series::Field(label.clone()), name);
         }
         let mut logged = self.logged_ms.borrow_mut();
-        let last = logged.entry(key).or_insert(0);
-        if *last == 0 || now_ms >= *last + LOG_EVERY_MS {
-            *last = now_ms.max(1);
+        let last = logged.get(&at).copied();
+        if last.map_or(true, |last| now_ms >= last + LOG_EVERY_MS) {
+            logged.insert(at, now_ms);
             let shown: Vec<String> = found
                 .iter()
                 .take(3)
