@@ -440,3 +440,29 @@ fn a_shadow_that_really_answers_503_differs() {
     assert_eq!(part(&envoy, "status"), 3);
     assert_eq!(result(&envoy, "shadow_failed"), 0);
 }
+
+#[test]
+fn bodies_that_are_not_json_are_compared_exactly_in_json_mode() {
+    let text = |body: &'static str| Reply {
+        status: 200,
+        headers: vec![("content-type".into(), "text/plain".into())],
+        body: body.as_bytes().to_vec(),
+        chunked: false,
+    };
+    let primary = Backend::start_with("primary", Behavior::replying(move |_| text("hello")));
+    let candidate = Backend::start_with(
+        "candidate",
+        Behavior::replying(move |r| text(if r.path == "/same" { "hello" } else { "hullo" })),
+    );
+    let envoy = FrontProxy::new(
+        &config(json!({"body": "json"}), json!({})),
+        &[("primary", primary.port), ("candidate", candidate.port)],
+    )
+    .start();
+    send(&envoy, "/same");
+    send(&envoy, "/other");
+    assert_eq!(wait_for_results(&envoy, 2), 2);
+    assert_eq!(result(&envoy, "same"), 1);
+    assert_eq!(result(&envoy, "differ"), 1);
+    assert_eq!(part(&envoy, "body"), 1);
+}
