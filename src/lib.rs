@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod mirror;
 pub mod random;
 pub mod routing;
+pub mod tcp;
 pub mod weights;
 
 #[cfg(target_arch = "wasm32")]

@@ -3,6 +3,7 @@
 
 use crate::mirror::Skip;
 use crate::routing::Reason;
+use crate::tcp::TcpReason;
 
 /// Requests for which no route matched (the route header was removed).
 pub const UNMATCHED: &str = "split_mirror_unmatched_total";
@@ -11,6 +12,17 @@ pub const UNMATCHED: &str = "split_mirror_unmatched_total";
 pub fn request_counter(route: &str, backend: &str, reason: Reason) -> String {
     format!(
         "split_mirror_requests_total;route={route};backend={backend};reason={}",
+        reason.as_str()
+    )
+}
+
+/// Connections no `tcp_routes` entry matched (they keep `tcp_proxy`'s own cluster).
+pub const TCP_UNMATCHED: &str = "split_mirror_tcp_unmatched_total";
+
+/// `split_mirror_tcp_connections_total;route=R;backend=C;reason=X`
+pub fn tcp_connection_counter(route: &str, backend: &str, reason: TcpReason) -> String {
+    format!(
+        "split_mirror_tcp_connections_total;route={route};backend={backend};reason={}",
         reason.as_str()
     )
 }
@@ -84,6 +96,14 @@ mod tests {
         assert_eq!(
             request_counter("httpbin", "httpbin-v2", Reason::Sticky),
             "split_mirror_requests_total;route=httpbin;backend=httpbin-v2;reason=sticky"
+        );
+    }
+
+    #[test]
+    fn tcp_connection_counter_names_route_backend_and_reason() {
+        assert_eq!(
+            tcp_connection_counter("tls", "canary", TcpReason::Sticky),
+            "split_mirror_tcp_connections_total;route=tls;backend=canary;reason=sticky"
         );
     }
 
