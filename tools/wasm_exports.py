@@ -37,6 +37,9 @@ KEEP = (
     "proxy_on_request_body",  # the mirror's body copy (only called for requests with a body)
     "proxy_on_request_trailers",  # the mirror's trailers
     "proxy_on_response_headers",  # minted sticky cookie, debugging response header
+    # The network filter (root id split-mirror-tcp): its one entry per connection. Envoy never
+    # calls it for HTTP streams, and no per-packet callback (proxy_on_downstream_data) is kept.
+    "proxy_on_new_connection",
 )
 
 EXPORT_SECTION = 7

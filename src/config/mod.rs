@@ -16,8 +16,8 @@ use crate::mirror::Mirror;
 use crate::routing::keys::{KeySource, ValueMatch};
 use crate::weights::WeightTable;
 use error::{in_route, route_label};
-use std::collections::HashMap;
 use raw::{RawConfig, RawRoute};
+use std::collections::HashMap;
 
 pub const DEFAULT_ROUTE_HEADER: &str = "x-split-cluster";
 pub const DEFAULT_HOST_SUFFIX: &str = "-shadow";

@@ -691,17 +691,25 @@ mod tcp_routes {
 
     #[test]
     fn network_filter_without_tcp_routes_is_refused() {
-        let config = parse(one_route(json!({"name": "web", "backends": [{"cluster": "a"}]})))
-            .unwrap();
+        let config = parse(one_route(
+            json!({"name": "web", "backends": [{"cluster": "a"}]}),
+        ))
+        .unwrap();
         let message = config.check_kind(FilterKind::Tcp).unwrap_err().0;
-        assert!(message.starts_with("tcp_routes: missing: loaded as the network filter"), "{message}");
+        assert!(
+            message.starts_with("tcp_routes: missing: loaded as the network filter"),
+            "{message}"
+        );
     }
 
     #[test]
     fn http_filter_without_routes_is_refused() {
         let config = parse(tcp(json!({"name": "tls", "backends": backends()}))).unwrap();
         let message = config.check_kind(FilterKind::Http).unwrap_err().0;
-        assert!(message.starts_with("routes: missing: the HTTP filter needs `routes`"), "{message}");
+        assert!(
+            message.starts_with("routes: missing: the HTTP filter needs `routes`"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -726,16 +734,33 @@ mod tcp_routes {
             error_of(tcp(json!({"name": "tls", "backends": []}))),
             "tcp_route \"tls\": backends: expected at least one backend, got an empty list"
         );
-        let message = error_of(tcp(json!({"name": "tls", "sni_hosts": [], "backends": backends()})));
-        assert!(message.starts_with("tcp_route \"tls\": sni_hosts: expected at least one host"), "{message}");
+        let message = error_of(tcp(
+            json!({"name": "tls", "sni_hosts": [], "backends": backends()}),
+        ));
+        assert!(
+            message.starts_with("tcp_route \"tls\": sni_hosts: expected at least one host"),
+            "{message}"
+        );
     }
 
     #[test]
     fn weight_errors_name_the_route_and_field() {
-        let message = error_of(tcp(json!({"name": "tls", "backends": [{"cluster": "a", "weight": -5}]})));
-        assert_eq!(message, "tcp_route \"tls\": backends[0].weight: expected an integer 0..=1000000, got -5");
-        let message = error_of(tcp(json!({"name": "tls", "backends": [{"cluster": "a", "weight": 1000001}]})));
-        assert!(message.starts_with("tcp_route \"tls\": backends[0].weight: expected an integer 0..=1000000"), "{message}");
+        let message = error_of(tcp(
+            json!({"name": "tls", "backends": [{"cluster": "a", "weight": -5}]}),
+        ));
+        assert_eq!(
+            message,
+            "tcp_route \"tls\": backends[0].weight: expected an integer 0..=1000000, got -5"
+        );
+        let message = error_of(tcp(
+            json!({"name": "tls", "backends": [{"cluster": "a", "weight": 1000001}]}),
+        ));
+        assert!(
+            message.starts_with(
+                "tcp_route \"tls\": backends[0].weight: expected an integer 0..=1000000"
+            ),
+            "{message}"
+        );
         let message = error_of(tcp(json!({"name": "tls", "backends": [
             {"cluster": "a", "weight": 0}, {"cluster": "b", "weight": 0}]})));
         assert_eq!(message, "tcp_route \"tls\": backends: the weights sum to 0; give at least one backend a weight above 0");
@@ -753,34 +778,69 @@ mod tcp_routes {
             "tcp_routes[0]: name: \"a b\" contains `;`, `=` or whitespace, which cannot label metrics"
         );
         assert_eq!(
-            error_of(tcp(json!({"name": "tls", "backends": [{"cluster": "a"}, {"cluster": "a"}]}))),
+            error_of(tcp(
+                json!({"name": "tls", "backends": [{"cluster": "a"}, {"cluster": "a"}]})
+            )),
             "tcp_route \"tls\": backends[1].cluster: \"a\" is already backends[0]"
         );
     }
 
     #[test]
     fn unknown_keys_are_refused_with_the_route_name() {
-        let message = error_of(tcp(json!({"name": "tls", "hosts": ["a"], "backends": backends()})));
-        assert!(message.starts_with("tcp_route \"tls\": hosts: unknown field `hosts`"), "{message}");
-        let message = error_of(tcp(json!({"name": "tls", "backends": [{"cluster": "a", "tag": "x"}]})));
-        assert!(message.starts_with("tcp_route \"tls\": backends[0].tag: unknown field `tag`"), "{message}");
-        let message = error_of(tcp(json!({"name": "tls", "backends": backends(), "sticky": {"header": "x"}})));
-        assert!(message.starts_with("tcp_route \"tls\": sticky.header: unknown field `header`"), "{message}");
+        let message = error_of(tcp(
+            json!({"name": "tls", "hosts": ["a"], "backends": backends()}),
+        ));
+        assert!(
+            message.starts_with("tcp_route \"tls\": hosts: unknown field `hosts`"),
+            "{message}"
+        );
+        let message = error_of(tcp(
+            json!({"name": "tls", "backends": [{"cluster": "a", "tag": "x"}]}),
+        ));
+        assert!(
+            message.starts_with("tcp_route \"tls\": backends[0].tag: unknown field `tag`"),
+            "{message}"
+        );
+        let message = error_of(tcp(
+            json!({"name": "tls", "backends": backends(), "sticky": {"header": "x"}}),
+        ));
+        assert!(
+            message.starts_with("tcp_route \"tls\": sticky.header: unknown field `header`"),
+            "{message}"
+        );
     }
 
     #[test]
     fn bad_sni_hosts_are_refused() {
-        let message = error_of(tcp(json!({"name": "tls", "sni_hosts": ["a.*.com"], "backends": backends()})));
-        assert!(message.starts_with("tcp_route \"tls\": sni_hosts[0]: only a leading"), "{message}");
-        let message = error_of(tcp(json!({"name": "tls", "sni_hosts": ["a.local:443"], "backends": backends()})));
-        assert!(message.starts_with("tcp_route \"tls\": sni_hosts[0]: give the host without a port"), "{message}");
+        let message = error_of(tcp(
+            json!({"name": "tls", "sni_hosts": ["a.*.com"], "backends": backends()}),
+        ));
+        assert!(
+            message.starts_with("tcp_route \"tls\": sni_hosts[0]: only a leading"),
+            "{message}"
+        );
+        let message = error_of(tcp(
+            json!({"name": "tls", "sni_hosts": ["a.local:443"], "backends": backends()}),
+        ));
+        assert!(
+            message.starts_with("tcp_route \"tls\": sni_hosts[0]: give the host without a port"),
+            "{message}"
+        );
     }
 
     #[test]
     fn sticky_needs_source_address() {
-        let message = error_of(tcp(json!({"name": "tls", "backends": backends(), "sticky": {}})));
-        assert!(message.starts_with("tcp_route \"tls\": sticky: missing field `source_address`"), "{message}");
-        let config = parse(tcp(json!({"name": "tls", "backends": backends(), "sticky": {"source_address": false}}))).unwrap();
+        let message = error_of(tcp(
+            json!({"name": "tls", "backends": backends(), "sticky": {}}),
+        ));
+        assert!(
+            message.starts_with("tcp_route \"tls\": sticky: missing field `source_address`"),
+            "{message}"
+        );
+        let config = parse(tcp(
+            json!({"name": "tls", "backends": backends(), "sticky": {"source_address": false}}),
+        ))
+        .unwrap();
         assert!(!config.tcp_routes[0].sticky_source_address);
     }
 }

@@ -84,7 +84,11 @@ fn sticky_source_address_ignores_the_port() {
         let first = choose_backend(route, || Some(format!("{ip}:1000").into_bytes()), &mut rng);
         assert_eq!(first.1, TcpReason::Sticky);
         for port in [1, 40_000, 65_535] {
-            let again = choose_backend(route, || Some(format!("{ip}:{port}").into_bytes()), &mut rng);
+            let again = choose_backend(
+                route,
+                || Some(format!("{ip}:{port}").into_bytes()),
+                &mut rng,
+            );
             assert_eq!(first, again, "{ip}");
         }
     }
@@ -93,8 +97,10 @@ fn sticky_source_address_ignores_the_port() {
 #[test]
 fn sticky_ramp_moves_addresses_only_onto_the_canary() {
     let ramp = |canary: u32| {
-        tcp_config(json!([{"name": "s", "sticky": {"source_address": true}, "backends": [
-            {"cluster": "stable", "weight": 100 - canary}, {"cluster": "canary", "weight": canary}]}]))
+        tcp_config(
+            json!([{"name": "s", "sticky": {"source_address": true}, "backends": [
+            {"cluster": "stable", "weight": 100 - canary}, {"cluster": "canary", "weight": canary}]}]),
+        )
     };
     let (before, after) = (ramp(10), ramp(50));
     let mut rng = Rng::from_seed(5);
@@ -144,7 +150,10 @@ fn same_ip_in_both_notations_is_one_key() {
 
 #[test]
 fn filter_kind_follows_the_root_id() {
-    assert_eq!(FilterKind::from_root_id(b"split-mirror-tcp"), FilterKind::Tcp);
+    assert_eq!(
+        FilterKind::from_root_id(b"split-mirror-tcp"),
+        FilterKind::Tcp
+    );
     assert_eq!(FilterKind::from_root_id(b"split-mirror"), FilterKind::Http);
     assert_eq!(FilterKind::from_root_id(b""), FilterKind::Http);
 }

@@ -341,11 +341,17 @@ impl Envoy {
             proxy.dynamic,
             "update_filter_config needs FrontProxy::dynamic()"
         );
+        self.update_listener(&proxy.listener(self.port))
+    }
+
+    /// Writes `listener` as the LDS file's one resource and waits until Envoy accepted or
+    /// refused it. Returns true if accepted.
+    pub fn update_listener(&self, listener: &Value) -> bool {
         let before = (
             self.stat("listener_manager.lds.update_success"),
             self.stat("listener_manager.lds.update_rejected"),
         );
-        write_lds(&self.lds_path, &proxy.listener(self.port));
+        write_lds(&self.lds_path, listener);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let now = (
@@ -388,6 +394,27 @@ impl Drop for Envoy {
             );
         }
     }
+}
+
+/// Starts Envoy on a bootstrap written by the test (its `lds.yaml`, if it uses one, in the
+/// scratch directory `dir` with `listener` as its first resource), waits until ready.
+pub fn start_bootstrap(
+    dir: PathBuf,
+    bootstrap: &Value,
+    listener: Option<&Value>,
+    ports: (u16, u16),
+    workers: u32,
+) -> Envoy {
+    if let Some(listener) = listener {
+        write_lds(&dir.join("lds.yaml"), listener);
+    }
+    let config_path = dir.join("envoy.yaml");
+    std::fs::write(
+        &config_path,
+        serde_json::to_string_pretty(bootstrap).unwrap(),
+    )
+    .unwrap();
+    Envoy::spawn(dir.clone(), config_path, &dir, ports, workers)
 }
 
 /// `envoy -c config` with the flags every test Envoy uses, logging to `log_path`, from `cwd`.
