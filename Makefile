@@ -19,7 +19,7 @@ PYTHON_VENV := $(VENV)/bin/python
 # Every Envoy config we ship; `make validate` checks each with `envoy --mode validate`.
 ENVOY_CONFIGS := envoy/envoy.yaml envoy/backends.yaml $(wildcard envoy/envoy-*.yaml)
 
-.PHONY: check schema bench bench-instructions optimize oci soak build fault-build wasm-target envoy run demo test lint validate reproducible fuzz fuzz-smoke fuzz-tool clean
+.PHONY: certs check schema bench bench-instructions optimize oci soak build fault-build wasm-target envoy run demo test lint validate reproducible fuzz fuzz-smoke fuzz-tool clean
 
 # The release module, then only the exports the filter uses (tools/wasm_exports.py: Envoy calls
 # no callback a module does not export). The linker is rust-lld through tools/wasm_link.py, which
@@ -94,7 +94,11 @@ lint: wasm-target
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --lib --target $(WASM_TARGET) --release -- -D warnings
 
-validate: build envoy
+# Demo certificates for envoy/envoy-tls.yaml's TLS backends (openssl; kept if present).
+certs:
+	$(PYTHON) tools/tls_certs.py
+
+validate: build envoy certs
 	@for config in $(ENVOY_CONFIGS); do \
 		$(ENVOY) --mode validate --disable-hot-restart -l warning -c $$config >/dev/null \
 			&& echo "ok: $$config" || { echo "INVALID: $$config"; exit 1; }; \

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::envoy::{start_bootstrap, static_cluster, Envoy, FrontProxy};
+use common::envoy::{start_bootstrap, start_shipped_with, static_cluster, Envoy, FrontProxy};
 use common::{free_port, repo_root, scratch_dir, wasm_path};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -554,4 +554,72 @@ fn weight_updates_under_connection_load_drop_no_connection() {
         "{} connections during 6 weight updates, none failed",
         outcomes.len()
     );
+}
+
+/// envoy/envoy-tls.yaml as shipped (ports moved, certificates made by tools/tls_certs.py in a
+/// scratch directory): SNI rollouts-demo-vsvc.local splits 80/20, another SNI keeps tcp_proxy's
+/// tls-default, and the counters carry the route, backend and reason labels.
+#[test]
+fn shipped_tls_harness_splits_by_sni() {
+    let certs = scratch_dir("tls-certs");
+    let made = Command::new("python3")
+        .arg(repo_root().join("tools/tls_certs.py"))
+        .arg(&certs)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let ports: Vec<(u16, u16)> = [10443, 9903, 10011, 10012, 10013]
+        .iter()
+        .map(|&p| (p, free_port()))
+        .collect();
+    let cert_dir = format!("{}/", certs.to_string_lossy());
+    let envoy = start_shipped_with(
+        "envoy/envoy-tls.yaml",
+        &[("target/tls/", &cert_dir)],
+        &ports,
+        10443,
+        9903,
+    );
+    let ca = certs.join("ca.pem").to_string_lossy().into_owned();
+    let results = connect(
+        envoy.port,
+        &ca,
+        &[Job::tls(Some(SNI), 300), Job::tls(Some("other.local"), 5)],
+    );
+    let mut results = results.into_iter().map(served);
+    let split = counts(&results.next().unwrap());
+    common::assert_share(
+        "tls-stable",
+        split.get("tls-stable").copied().unwrap_or(0),
+        300,
+        0.8,
+    );
+    common::assert_share(
+        "tls-canary",
+        split.get("tls-canary").copied().unwrap_or(0),
+        300,
+        0.2,
+    );
+    assert!(results.next().unwrap().iter().all(|s| s == "tls-default"));
+    let prometheus = common::client::Request::get("/stats/prometheus")
+        .host("admin")
+        .send(envoy.admin_port);
+    let text = String::from_utf8_lossy(&prometheus.body);
+    let line = format!(
+        "split_mirror_tcp_connections_total{{route=\"rollouts-demo-tls\",backend=\"tls-canary\",reason=\"weight\"}} {}",
+        split.get("tls-canary").copied().unwrap_or(0)
+    );
+    assert!(
+        text.contains(&line),
+        "no `{line}` in:\n{}",
+        text.lines()
+            .filter(|l| l.contains("split_mirror"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(text.contains("split_mirror_tcp_unmatched_total{} 5"));
 }

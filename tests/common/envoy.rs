@@ -496,8 +496,24 @@ pub fn start_expecting_exit(proxy: &FrontProxy) -> (bool, String) {
 /// harnesses do, with its fixed ports moved: `ports` maps each shipped port to the one to use.
 /// `listener` and `admin` name the shipped listener and admin ports.
 pub fn start_shipped(config: &str, ports: &[(u16, u16)], listener: u16, admin: u16) -> Envoy {
+    start_shipped_with(config, &[], ports, listener, admin)
+}
+
+/// [`start_shipped`] with each `(from, to)` of `replace` applied to the text first (e.g. the
+/// directory of certificates made by the test).
+pub fn start_shipped_with(
+    config: &str,
+    replace: &[(&str, &str)],
+    ports: &[(u16, u16)],
+    listener: u16,
+    admin: u16,
+) -> Envoy {
     let mut text = std::fs::read_to_string(super::repo_root().join(config))
         .unwrap_or_else(|error| panic!("cannot read {config}: {error}"));
+    for (from, to) in replace {
+        assert!(text.contains(from), "{config} has no `{from}`");
+        text = text.replace(from, to);
+    }
     for (shipped, used) in ports {
         let pattern = format!("port_value: {shipped} ");
         assert!(text.contains(&pattern), "{config} has no `{pattern}`");

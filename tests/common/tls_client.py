@@ -31,16 +31,21 @@ REQUEST = b"GET / HTTP/1.1\r\nHost: backend\r\nConnection: close\r\n\r\n"
 
 
 def ask_name(sock):
-    """The backend's name: the body of its answer to a `Connection: close` request (it then closes)."""
+    """The backend's name: the body of its answer (read up to its Content-Length, without
+    waiting for the backend to close)."""
     sock.sendall(REQUEST)
-    chunks = []
+    data = b""
     while True:
+        head, found, body = data.partition(b"\r\n\r\n")
+        if found:
+            length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")[1:]
+                           if line.lower().startswith(b"content-length:")), None)
+            if length is not None and len(body) >= length:
+                return body[:length].decode(errors="replace").strip()
         chunk = sock.recv(4096)
         if not chunk:
-            break
-        chunks.append(chunk)
-    _, _, body = b"".join(chunks).partition(b"\r\n\r\n")
-    return body.decode(errors="replace").strip()
+            return body.decode(errors="replace").strip()
+        data += chunk
 
 
 def connect(port, context, job):
