@@ -32,6 +32,8 @@ pub struct FrontProxy {
     /// The split route mirrors to the cluster named in this header (Envoy's
     /// `request_mirror_policies` `cluster_header`), for mirrors Envoy sends.
     pub mirror_cluster_header: Option<String>,
+    /// Every cluster speaks HTTP/2 (h2c) to its backend, as gRPC needs.
+    pub http2_upstreams: bool,
 }
 
 impl FrontProxy {
@@ -50,7 +52,13 @@ impl FrontProxy {
             fallback_weights: Vec::new(),
             max_request_headers_kb: None,
             mirror_cluster_header: None,
+            http2_upstreams: false,
         }
+    }
+
+    pub fn http2_upstreams(mut self) -> Self {
+        self.http2_upstreams = true;
+        self
     }
 
     pub fn wasm(mut self, path: PathBuf) -> Self {
@@ -151,7 +159,16 @@ impl FrontProxy {
         Value::Array(
             self.clusters
                 .iter()
-                .map(|(name, port)| static_cluster(name, *port))
+                .map(|(name, port)| {
+                    let mut cluster = static_cluster(name, *port);
+                    if self.http2_upstreams {
+                        cluster["typed_extension_protocol_options"] = json!({
+                            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                                "explicit_http_config": {"http2_protocol_options": {}}}});
+                    }
+                    cluster
+                })
                 .collect(),
         )
     }

@@ -4,9 +4,10 @@ knowledge, no upgrade), up to 100 streams in flight at once.
 
     h2_client.py PORT < requests.json > responses.json
 
-requests.json is a list of header lists ([[":method", "GET"], [":path", "/"], ...]); the answer is
-one object per request, in order: its response headers ({":status": "200", ...}), or
-{"error": TEXT}.
+requests.json is a list of requests: a header list ([[":method", "GET"], [":path", "/"], ...]), or
+{"headers": [...], "data": [HEX, ...], "trailers": [[k, v], ...]} (each data chunk one DATA
+frame; trailers end the stream). The answer is one object per request, in order: its response
+headers and trailers ({":status": "200", "grpc-status": "0", ...}), or {"error": TEXT}.
 """
 import json
 import socket
@@ -32,8 +33,15 @@ def main():
     while pending or in_flight:
         while pending and len(in_flight) < IN_FLIGHT:
             index, request = pending.pop()
+            if isinstance(request, list):
+                request = {"headers": request}
+            data, trailers = request.get("data", []), request.get("trailers", [])
             stream = conn.get_next_available_stream_id()
-            conn.send_headers(stream, [tuple(h) for h in request], end_stream=True)
+            conn.send_headers(stream, [tuple(h) for h in request["headers"]], end_stream=not data and not trailers)
+            for i, chunk in enumerate(data):
+                conn.send_data(stream, bytes.fromhex(chunk), end_stream=i == len(data) - 1 and not trailers)
+            if trailers:
+                conn.send_headers(stream, [tuple(h) for h in trailers], end_stream=True)
             in_flight[stream] = index
         sock.sendall(conn.data_to_send())
         data = sock.recv(65536)
@@ -42,6 +50,8 @@ def main():
         for event in conn.receive_data(data):
             if isinstance(event, h2.events.ResponseReceived):
                 headers[event.stream_id] = dict(event.headers)
+            elif isinstance(event, h2.events.TrailersReceived):
+                headers.setdefault(event.stream_id, {}).update(dict(event.headers))
             elif isinstance(event, h2.events.DataReceived):
                 conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             elif isinstance(event, h2.events.StreamEnded) and event.stream_id in in_flight:
