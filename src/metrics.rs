@@ -10,6 +10,7 @@ use crate::compare::Part;
 use crate::mirror::Skip;
 use crate::rollout::guard::StatusClass;
 use crate::routing::Reason;
+use crate::tcp::TcpReason;
 use std::cell::Cell;
 
 /// Requests for which no route matched (the route header was removed).
@@ -19,6 +20,17 @@ pub const UNMATCHED: &str = "split_mirror_unmatched_total";
 pub fn request_counter(route: &str, backend: &str, reason: Reason) -> String {
     format!(
         "split_mirror_requests_total;route={route};backend={backend};reason={}",
+        reason.as_str()
+    )
+}
+
+/// Connections no `tcp_routes` entry matched (they keep `tcp_proxy`'s own cluster).
+pub const TCP_UNMATCHED: &str = "split_mirror_tcp_unmatched_total";
+
+/// `split_mirror_tcp_connections_total;route=R;backend=C;reason=X`
+pub fn tcp_connection_counter(route: &str, backend: &str, reason: TcpReason) -> String {
+    format!(
+        "split_mirror_tcp_connections_total;route={route};backend={backend};reason={}",
         reason.as_str()
     )
 }
@@ -252,6 +264,14 @@ mod tests {
         assert_eq!(
             compare_diff_counter("r", "m", Part::Headers),
             "split_mirror_compare_diff_total;route=r;mirror=m;part=headers"
+        );
+    }
+
+    #[test]
+    fn tcp_connection_counter_names_route_backend_and_reason() {
+        assert_eq!(
+            tcp_connection_counter("tls", "canary", TcpReason::Sticky),
+            "split_mirror_tcp_connections_total;route=tls;backend=canary;reason=sticky"
         );
     }
 

@@ -4,6 +4,7 @@
     python3 tools/harness.py run                  # front proxy :10000, admin :9901; Ctrl-C stops
     python3 tools/harness.py demo [--requests N]  # 1,000 requests, the split as a bar chart
     python3 tools/harness.py demo --example NAME  # a scenario of examples/NAME/scenario.json
+    python3 tools/harness.py run-tls              # envoy/envoy-tls.yaml: TLS split by SNI on :10443
 
 `run` and the plain `demo` start envoy/backends.yaml and envoy/envoy.yaml exactly as shipped
 (the compose harness runs the same files). An example instead serves the front listener through
@@ -26,6 +27,8 @@ import urllib.request
 REPO = pathlib.Path(__file__).resolve().parents[1]
 RUN_ROOT = REPO / ".run"
 FRONT, BACKENDS = "envoy/envoy.yaml", "envoy/backends.yaml"
+# The network filter's harness: TLS passthrough split by SNI, its TLS backends in the same file.
+TLS_FRONT, TLS_ADMIN, TLS_PORT = "envoy/envoy-tls.yaml", 9903, 10443
 WASM = REPO / "target/wasm32-wasip1/release/split_mirror.wasm"
 FRONT_PORT, FRONT_ADMIN, BACKENDS_ADMIN = 10000, 9901, 9902
 
@@ -478,6 +481,31 @@ def run(args):
     return 1 if dead else 0
 
 
+def run_tls(_args):
+    """envoy/envoy-tls.yaml as shipped, after making its demo certificates (tools/tls_certs.py)."""
+    subprocess.run([sys.executable, str(REPO / "tools/tls_certs.py")], check=True)
+    if not WASM.exists():
+        fail(f"{WASM.relative_to(REPO)} is missing: run 'make build'", 2)
+    RUN_ROOT.mkdir(exist_ok=True)
+    envoy = Envoy("front-tls", TLS_FRONT, TLS_ADMIN, RUN_ROOT)
+    try:
+        envoy.wait_ready()
+        print(f"split-mirror TLS harness ready: TLS passthrough on 127.0.0.1:{TLS_PORT}, admin http://127.0.0.1:{TLS_ADMIN}")
+        print(f"  curl -s --cacert target/tls/ca.pem --resolve rollouts-demo-vsvc.local:{TLS_PORT}:127.0.0.1 "
+              f"https://rollouts-demo-vsvc.local:{TLS_PORT}/")
+        print(f"Ctrl-C stops it; log in {RUN_ROOT.relative_to(REPO)}/front-tls.log")
+        while envoy.alive():
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        dead = not envoy.alive()
+        envoy.stop()
+    if dead:
+        print(f"front-tls Envoy exited on its own; log tail:\n{envoy.log_tail()}", file=sys.stderr)
+    return 1 if dead else 0
+
+
 def interrupt(*_):
     """SIGINT and SIGTERM stop the harness: the `finally` blocks stop every Envoy."""
     raise KeyboardInterrupt
@@ -491,6 +519,7 @@ def main():
     for name in ("run", "demo"):
         command = sub.add_parser(name)
         command.add_argument("--port-offset", type=int, default=0, help="move every port by N")
+    sub.add_parser("run-tls")
     demo_parser = sub.choices["demo"]
     demo_parser.add_argument("--requests", type=int, default=1000)
     demo_parser.add_argument("--host", default="httpbin")
@@ -498,7 +527,8 @@ def main():
     demo_parser.add_argument("--quick", action="store_true", help="at most 20 requests per group, no pauses")
     args = parser.parse_args()
     try:
-        sys.exit(run(args) if args.command == "run" else demo(args))
+        commands = {"run": run, "demo": demo, "run-tls": run_tls}
+        sys.exit(commands[args.command](args))
     except KeyboardInterrupt:
         sys.exit(130)
 

@@ -39,6 +39,9 @@ KEEP = (
     "proxy_on_response_headers",  # minted sticky cookie, debugging response header
     "proxy_on_response_body",  # the primary's body, copied for compared mirrors
     "proxy_on_response_trailers",  # the primary's grpc-status, for compared mirrors
+    # The network filter (root id split-mirror-tcp): its one entry per connection. Envoy never
+    # calls it for HTTP streams, and no per-packet callback (proxy_on_downstream_data) is kept.
+    "proxy_on_new_connection",
 )
 
 EXPORT_SECTION = 7

@@ -1,5 +1,5 @@
 //! The only code that calls proxy-wasm: the root context (configuration) and the HTTP context
-//! (per request). Everything it decides comes from the pure modules.
+//! (per request), and the network filter's connection context (`tcp`). Everything it decides comes from the pure modules.
 
 mod compare;
 mod counters;
@@ -8,6 +8,7 @@ mod http;
 mod rollout;
 mod rollout_metrics;
 mod root;
+mod tcp;
 
 proxy_wasm::main! {{
     // The SDK's logger for the `log` crate, and its panic hook, which puts a panic's message in

@@ -4,11 +4,12 @@
 use super::compare::shadow_side;
 use super::host::{now_ms, Filter};
 use super::http::SplitMirrorHttp;
+use super::tcp::{SplitMirrorTcp, TcpFilter};
 use crate::compare::pending::{Role, Side};
-use crate::config::Config;
+use crate::config::{Config, FilterKind};
 use crate::metrics::MirrorOutcome;
 use proxy_wasm::hostcalls;
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
 use proxy_wasm::types::ContextType;
 use std::rc::Rc;
 use std::time::Duration;
@@ -16,6 +17,8 @@ use std::time::Duration;
 #[derive(Default)]
 pub struct SplitMirrorRoot {
     filter: Option<Rc<Filter>>,
+    /// Set when loaded as the network filter (root id `split-mirror-tcp`).
+    tcp: Option<Rc<TcpFilter>>,
 }
 
 impl SplitMirrorRoot {
@@ -131,7 +134,15 @@ impl RootContext for SplitMirrorRoot {
             proxy_wasm::set_log_level(level);
         }
         let json = self.get_plugin_configuration().unwrap_or_default();
-        match Config::from_json(&json) {
+        let root_id = self
+            .get_property(vec!["plugin_root_id"])
+            .unwrap_or_default();
+        let kind = FilterKind::from_root_id(&root_id);
+        match Config::from_json(&json).and_then(|c| c.check_kind(kind).map(|()| c)) {
+            Ok(config) if kind == FilterKind::Tcp => {
+                self.tcp = Some(Rc::new(TcpFilter::new(config)));
+                true
+            }
             Ok(config) => {
                 let filter = Filter::new(config);
                 if filter.rollouts.any {
@@ -162,7 +173,14 @@ impl RootContext for SplitMirrorRoot {
         Some(Box::new(SplitMirrorHttp::new(self.filter.clone())))
     }
 
+    fn create_stream_context(&self, _context_id: u32) -> Option<Box<dyn StreamContext>> {
+        Some(Box::new(SplitMirrorTcp::new(self.tcp.clone())))
+    }
+
     fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
+        match self.tcp {
+            Some(_) => Some(ContextType::StreamContext),
+            None => Some(ContextType::HttpContext),
+        }
     }
 }

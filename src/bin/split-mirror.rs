@@ -11,8 +11,7 @@ fn main() {}
 
 #[cfg(not(target_arch = "wasm32"))]
 mod cli {
-    use split_mirror::check::{configurations, schema, summary};
-    use split_mirror::config::Config;
+    use split_mirror::check::{configurations, schema, summary, validate};
     use std::process::ExitCode;
 
     const USAGE: &str =
@@ -55,7 +54,7 @@ mod cli {
                 } else {
                     format!("{file}: {}", config.place)
                 };
-                match Config::from_json(config.json.as_bytes()) {
+                match validate(&config) {
                     Ok(valid) => print!("{place}: valid\n{}", indent(&summary(&valid))),
                     Err(error) => {
                         println!("{place}: invalid configuration: {error}");

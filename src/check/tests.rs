@@ -43,7 +43,8 @@ fn json_file_is_one_configuration_or_a_scenario() {
         found,
         vec![Found {
             place: String::new(),
-            json: config.into()
+            json: config.into(),
+            kind: None
         }]
     );
     let scenario =
@@ -114,4 +115,40 @@ fn summary_shows_shares_tags_overrides_sticky_and_mirrors() {
     ] {
         assert!(text.contains(expected), "{expected:?} not in\n{text}");
     }
+}
+
+#[test]
+fn plugin_name_and_root_id_choose_the_filter_kind() {
+    let yaml = r#"
+apiVersion: extensions.istio.io/v1alpha1
+kind: WasmPlugin
+metadata: {name: tls}
+spec:
+  pluginName: split-mirror-tcp
+  type: NETWORK
+  pluginConfig:
+    routes: [{name: web, backends: [{cluster: a}]}]
+---
+static_resources:
+  listeners:
+  - filter_chains:
+    - filters:
+      - typed_config:
+          config:
+            root_id: split-mirror-tcp
+            configuration:
+              "@type": type.googleapis.com/google.protobuf.StringValue
+              value: '{"tcp_routes": [{"name": "t", "backends": [{"cluster": "a"}]}]}'
+"#;
+    let found = configurations("x.yaml", yaml).unwrap();
+    assert_eq!(found[0].kind, Some(FilterKind::Tcp));
+    let error = validate(&found[0]).unwrap_err().0;
+    assert!(error.starts_with("tcp_routes: missing"), "{error}");
+    assert_eq!(found[1].kind, Some(FilterKind::Tcp));
+    let config = validate(&found[1]).unwrap();
+    let text = summary(&config);
+    assert_eq!(
+        text,
+        "tcp_route \"t\": any connection\n  backends: a 100.00 %\n"
+    );
 }

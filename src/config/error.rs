@@ -70,9 +70,17 @@ pub fn from_serde(
     }
     match path.as_slice() {
         [Step::Key(key), Step::Index(index), rest @ ..] if key == "routes" => {
-            let name = route_name_in(json, *index);
+            let name = route_name_in(json, "routes", *index);
             in_route(
                 &route_label(name.as_deref(), *index),
+                &render(rest),
+                message,
+            )
+        }
+        [Step::Key(key), Step::Index(index), rest @ ..] if key == "tcp_routes" => {
+            let name = route_name_in(json, "tcp_routes", *index);
+            in_route(
+                &super::tcp::tcp_route_label(name.as_deref(), *index),
                 &render(rest),
                 message,
             )
@@ -151,23 +159,20 @@ fn readable(message: &str) -> String {
 
 /// The `name` of `routes[index]` if the document gives one as a string (the first, if the
 /// key is repeated). Reads the document leniently: it is read only to word an error.
-fn route_name_in(json: &[u8], index: usize) -> Option<String> {
-    let names: TopLevel = serde_json::from_slice(json).ok()?;
+fn route_name_in(json: &[u8], list: &str, index: usize) -> Option<String> {
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    let names = deserializer.deserialize_any(NamesVisitor { list }).ok()?;
     names.0.into_iter().nth(index).flatten()
 }
 
-/// The `name` of each element of `routes`.
+/// The `name` of each element of the top-level array `list` (`routes`, `tcp_routes`).
 struct TopLevel(Vec<Option<String>>);
 
-impl<'de> Deserialize<'de> for TopLevel {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(NamesVisitor)
-    }
+struct NamesVisitor<'k> {
+    list: &'k str,
 }
 
-struct NamesVisitor;
-
-impl<'de> Visitor<'de> for NamesVisitor {
+impl<'de> Visitor<'de> for NamesVisitor<'_> {
     type Value = TopLevel;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -177,7 +182,7 @@ impl<'de> Visitor<'de> for NamesVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopLevel, A::Error> {
         let mut routes = None;
         while let Some(key) = map.next_key::<String>()? {
-            if key == "routes" && routes.is_none() {
+            if key == self.list && routes.is_none() {
                 routes = Some(map.next_value::<Vec<NameOf>>()?);
             } else {
                 map.next_value::<IgnoredAny>()?;

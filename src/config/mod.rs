@@ -6,9 +6,11 @@ mod mirror;
 pub mod raw;
 mod release;
 mod rollout;
+mod tcp;
 mod values;
 
 pub use error::ConfigError;
+pub use tcp::{FilterKind, TcpRoute, TCP_ROOT_ID};
 
 use crate::hosts::HostPattern;
 use crate::mirror::Mirror;
@@ -42,6 +44,8 @@ pub struct Config {
     pub needs_path: bool,
     /// Finds the first matching route without reading every route.
     pub index: crate::routing::RouteIndex,
+    /// The network filter's routes, in config order: the first matching route wins.
+    pub tcp_routes: Vec<TcpRoute>,
 }
 
 #[derive(Debug)]
@@ -122,14 +126,29 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         }
         None => DEFAULT_ROUTE_HEADER.to_string(),
     };
-    if raw.routes.is_empty() {
-        return Err(ConfigError(
-            "routes: expected at least one route, got an empty list".into(),
-        ));
-    }
-    let mut routes: Vec<Route> = Vec::with_capacity(raw.routes.len());
-    let mut first_of_name: HashMap<String, usize> = HashMap::with_capacity(raw.routes.len());
-    for (index, values::Object(raw_route)) in raw.routes.into_iter().enumerate() {
+    let raw_routes = match raw.routes {
+        Some(routes) if routes.is_empty() => {
+            return Err(ConfigError(
+                "routes: expected at least one route, got an empty list".into(),
+            ))
+        }
+        Some(routes) => routes,
+        None if raw.tcp_routes.is_none() => {
+            return Err(ConfigError(
+                "missing field `routes`: give `routes` (the HTTP filter), `tcp_routes` (the \
+                 network filter), or both"
+                    .into(),
+            ))
+        }
+        None => Vec::new(),
+    };
+    let tcp_routes = match raw.tcp_routes {
+        Some(raw_tcp) => tcp::compile_tcp_routes(raw_tcp)?,
+        None => Vec::new(),
+    };
+    let mut routes: Vec<Route> = Vec::with_capacity(raw_routes.len());
+    let mut first_of_name: HashMap<String, usize> = HashMap::with_capacity(raw_routes.len());
+    for (index, values::Object(raw_route)) in raw_routes.into_iter().enumerate() {
         let label = route_label(Some(&raw_route.name), index);
         check_label(&raw_route.name, "string")
             .map_err(|m| in_route(&route_label(None, index), "name", m))?;
@@ -172,6 +191,7 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         needs_authority: routes.iter().any(|r| !r.hosts.is_empty()),
         needs_path: routes.iter().any(|r| r.path_prefix != "/"),
         index: crate::routing::RouteIndex::new(&routes),
+        tcp_routes,
         routes,
     })
 }

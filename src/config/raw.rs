@@ -23,7 +23,10 @@ pub const MAX_MIN_REQUESTS: u64 = 1_000_000_000;
 #[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[cfg_attr(
     not(target_arch = "wasm32"),
-    schemars(title = "split-mirror configuration")
+    schemars(
+        title = "split-mirror configuration",
+        extend("anyOf" = [{"required": ["routes"]}, {"required": ["tcp_routes"]}])
+    )
 )]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
@@ -38,9 +41,72 @@ pub struct RawConfig {
     /// and counts `skipped_in_flight_cap`.
     #[cfg_attr(not(target_arch = "wasm32"), schemars(extend("default" = 1000)))]
     pub max_shadows_in_flight: Option<Bounded<1, MAX_SHADOWS_IN_FLIGHT>>,
-    /// At least one; the first route that matches a request wins.
+    /// HTTP routes, for the HTTP filter (any `root_id` but `split-mirror-tcp`), which refuses
+    /// a configuration without them. At least one; the first route that matches a request wins.
     #[cfg_attr(not(target_arch = "wasm32"), schemars(length(min = 1)))]
-    pub routes: Vec<Object<RawRoute>>,
+    pub routes: Option<Vec<Object<RawRoute>>>,
+    /// Connection routes, for the network filter (`root_id` `split-mirror-tcp`, before
+    /// `tcp_proxy`), which refuses a configuration without them. At least one; the first route
+    /// whose `sni_hosts` match the connection wins.
+    #[cfg_attr(not(target_arch = "wasm32"), schemars(length(min = 1)))]
+    pub tcp_routes: Option<Vec<Object<RawTcpRoute>>>,
+}
+
+/// Which connections it takes (by TLS SNI) and how it splits them between clusters; the choice
+/// reaches `tcp_proxy` through the `envoy.tcp_proxy.cluster` filter state.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+#[cfg_attr(
+    not(target_arch = "wasm32"),
+    schemars(rename = "TcpRoute", title = "TCP route")
+)]
+#[serde(deny_unknown_fields)]
+pub struct RawTcpRoute {
+    /// Non-empty, unique among `tcp_routes`; no `;`, `=` or whitespace (it labels metrics).
+    #[cfg_attr(not(target_arch = "wasm32"), schemars(length(min = 1)))]
+    pub name: String,
+    /// Matched against the SNI the client sent (`connection.requested_server_name`), ASCII
+    /// case-insensitively; `*.example.com` matches any subdomain of `example.com`. Omitted: any
+    /// connection, with or without SNI (plain TCP included).
+    #[cfg_attr(not(target_arch = "wasm32"), schemars(length(min = 1)))]
+    pub sni_hosts: Option<Vec<String>>,
+    /// At least one. Weighted choice between them; `cluster` is the cluster `tcp_proxy`
+    /// connects to.
+    #[cfg_attr(not(target_arch = "wasm32"), schemars(length(min = 1)))]
+    pub backends: Vec<Object<RawTcpBackend>>,
+    /// Hash the client's IP address onto the weights: one client stays on one backend,
+    /// monotone when weights ramp.
+    pub sticky: Option<Object<RawTcpSticky>>,
+}
+
+/// One backend of a TCP route: a cluster and its weight.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+#[cfg_attr(
+    not(target_arch = "wasm32"),
+    schemars(rename = "TcpBackend", title = "TCP backend")
+)]
+#[serde(deny_unknown_fields)]
+pub struct RawTcpBackend {
+    /// Non-empty, unique in the route: the cluster `tcp_proxy` connects to.
+    #[cfg_attr(not(target_arch = "wasm32"), schemars(length(min = 1)))]
+    pub cluster: String,
+    /// Relative weight, as for HTTP backends. The route's weights must sum above 0.
+    #[cfg_attr(not(target_arch = "wasm32"), schemars(extend("default" = 1)))]
+    pub weight: Option<Bounded<0, WEIGHT_MAX>>,
+}
+
+/// The sticky key of a TCP route: the client's IP address (without its port).
+#[derive(Debug, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+#[cfg_attr(
+    not(target_arch = "wasm32"),
+    schemars(rename = "TcpSticky", title = "TCP sticky key")
+)]
+#[serde(deny_unknown_fields)]
+pub struct RawTcpSticky {
+    /// `true`: the backend is chosen by the client's IP address (IPv4 or IPv6).
+    pub source_address: bool,
 }
 
 /// Which requests it takes (hosts, path prefix) and how it splits and mirrors them.
@@ -314,5 +380,17 @@ impl Described for RawCompare {
 }
 
 impl Described for RawSticky {
+    const EXPECTED: &'static str = "a sticky object";
+}
+
+impl Described for RawTcpRoute {
+    const EXPECTED: &'static str = "a tcp route object";
+}
+
+impl Described for RawTcpBackend {
+    const EXPECTED: &'static str = "a backend object";
+}
+
+impl Described for RawTcpSticky {
     const EXPECTED: &'static str = "a sticky object";
 }

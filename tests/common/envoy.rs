@@ -32,6 +32,8 @@ pub struct FrontProxy {
     /// The split route mirrors to the cluster named in this header (Envoy's
     /// `request_mirror_policies` `cluster_header`), for mirrors Envoy sends.
     pub mirror_cluster_header: Option<String>,
+    /// Every cluster speaks HTTP/2 (h2c) to its backend, as gRPC needs.
+    pub http2_upstreams: bool,
 }
 
 impl FrontProxy {
@@ -50,7 +52,13 @@ impl FrontProxy {
             fallback_weights: Vec::new(),
             max_request_headers_kb: None,
             mirror_cluster_header: None,
+            http2_upstreams: false,
         }
+    }
+
+    pub fn http2_upstreams(mut self) -> Self {
+        self.http2_upstreams = true;
+        self
     }
 
     pub fn wasm(mut self, path: PathBuf) -> Self {
@@ -151,7 +159,16 @@ impl FrontProxy {
         Value::Array(
             self.clusters
                 .iter()
-                .map(|(name, port)| static_cluster(name, *port))
+                .map(|(name, port)| {
+                    let mut cluster = static_cluster(name, *port);
+                    if self.http2_upstreams {
+                        cluster["typed_extension_protocol_options"] = json!({
+                            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                                "explicit_http_config": {"http2_protocol_options": {}}}});
+                    }
+                    cluster
+                })
                 .collect(),
         )
     }
@@ -360,11 +377,17 @@ impl Envoy {
             proxy.dynamic,
             "update_filter_config needs FrontProxy::dynamic()"
         );
+        self.update_listener(&proxy.listener(self.port))
+    }
+
+    /// Writes `listener` as the LDS file's one resource and waits until Envoy accepted or
+    /// refused it. Returns true if accepted.
+    pub fn update_listener(&self, listener: &Value) -> bool {
         let before = (
             self.stat("listener_manager.lds.update_success"),
             self.stat("listener_manager.lds.update_rejected"),
         );
-        write_lds(&self.lds_path, &proxy.listener(self.port));
+        write_lds(&self.lds_path, listener);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let now = (
@@ -407,6 +430,28 @@ impl Drop for Envoy {
             );
         }
     }
+}
+
+/// Starts Envoy on a bootstrap written by the test (its `lds.yaml`, if it uses one, in the
+/// scratch directory `dir` with `listener` as its first resource), waits until ready.
+pub fn start_bootstrap(
+    dir: PathBuf,
+    bootstrap: &Value,
+    listener: Option<&Value>,
+    ports: (u16, u16),
+    workers: u32,
+) -> Envoy {
+    if let Some(listener) = listener {
+        write_lds(&dir.join("lds.yaml"), listener);
+    }
+    let config_path = dir.join("envoy.yaml");
+    std::fs::write(
+        &config_path,
+        serde_json::to_string_pretty(bootstrap).unwrap(),
+    )
+    .unwrap();
+    Envoy::spawn(dir.clone(), config_path, &dir, ports, workers)
+        .unwrap_or_else(|log| panic!("Envoy exited during start-up; log:\n{log}"))
 }
 
 /// `envoy -c config` with the flags every test Envoy uses, logging to `log_path`, from `cwd`.
@@ -488,8 +533,24 @@ pub fn start_expecting_exit(proxy: &FrontProxy) -> (bool, String) {
 /// harnesses do, with its fixed ports moved: `ports` maps each shipped port to the one to use.
 /// `listener` and `admin` name the shipped listener and admin ports.
 pub fn start_shipped(config: &str, ports: &[(u16, u16)], listener: u16, admin: u16) -> Envoy {
+    start_shipped_with(config, &[], ports, listener, admin)
+}
+
+/// [`start_shipped`] with each `(from, to)` of `replace` applied to the text first (e.g. the
+/// directory of certificates made by the test).
+pub fn start_shipped_with(
+    config: &str,
+    replace: &[(&str, &str)],
+    ports: &[(u16, u16)],
+    listener: u16,
+    admin: u16,
+) -> Envoy {
     let mut text = std::fs::read_to_string(super::repo_root().join(config))
         .unwrap_or_else(|error| panic!("cannot read {config}: {error}"));
+    for (from, to) in replace {
+        assert!(text.contains(from), "{config} has no `{from}`");
+        text = text.replace(from, to);
+    }
     for (shipped, used) in ports {
         let pattern = format!("port_value: {shipped} ");
         assert!(text.contains(&pattern), "{config} has no `{pattern}`");

@@ -37,9 +37,13 @@ def manifests(folder=None):
                 yield f"{path.relative_to(REPO)}[{index}]", document
 
 
-def of_kind(kind, folder=None):
-    """The documents of `kind` under `folder` (default: examples/istio/)."""
-    return [(label, doc) for label, doc in manifests(ISTIO if folder is None else folder) if doc["kind"] == kind]
+def of_kind(kind, folder=None, network=False):
+    """The documents of `kind` under `folder` (default: examples/istio/). WasmPlugins: the HTTP
+    ones, or with `network` the NETWORK ones (the TCP/TLS split, checked by NetworkPlugin)."""
+    found = [(label, doc) for label, doc in manifests(ISTIO if folder is None else folder) if doc["kind"] == kind]
+    if kind == "WasmPlugin":
+        found = [(label, doc) for label, doc in found if (doc["spec"].get("type") == "NETWORK") == network]
+    return found
 
 
 def only(kind):
@@ -552,6 +556,102 @@ class RoutingSide(unittest.TestCase):
         for label, document in manifests(ISTIO):
             if document["kind"] != "Namespace":
                 self.assertIn("namespace", document["metadata"], label)
+
+
+# ---------------------------------------------------------------------------------------------
+# The NETWORK plugin: the module as a network filter before tcp_proxy (TLS split by SNI)
+
+NETWORK_WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm"
+ISTIO_CLUSTER = r"^outbound\|(\d+)\|([^|]*)\|([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local$"
+
+
+def tcp_backends(plugin):
+    return [b["cluster"] for route in plugin["spec"]["pluginConfig"]["tcp_routes"] for b in route["backends"]]
+
+
+def istio_network_bootstrap(plugin, configuration):
+    """The outbound listener istiod builds for a `tls` route (tls_inspector, a filter chain per
+    SNI ending in tcp_proxy to the route's destination), with the plugin before tcp_proxy."""
+    wasm = istio_wasm_filter(plugin, configuration)
+    wasm["typed_config"]["@type"] = NETWORK_WASM_TYPE
+    routes = plugin["spec"]["pluginConfig"].get("tcp_routes") or [{"backends": [{"cluster": "outbound|3000||x.y.svc.cluster.local"}]}]
+    clusters = sorted({b["cluster"] for route in routes for b in route["backends"]})
+    default = routes[0]["backends"][0]["cluster"]
+    return {
+        "static_resources": {
+            "listeners": [{
+                "name": "0.0.0.0_3000",
+                "address": {"socket_address": {"address": "127.0.0.1", "port_value": 13000}},
+                "listener_filters": [{"name": "envoy.filters.listener.tls_inspector", "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"}}],
+                "filter_chains": [{"filters": [wasm, {
+                    "name": "envoy.filters.network.tcp_proxy",
+                    "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+                                     "stat_prefix": default, "cluster": default}}]}],
+            }],
+            "clusters": [{
+                "name": name, "type": "STATIC", "connect_timeout": "1s",
+                "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+                    {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 13001}}}}]}]},
+            } for name in clusters],
+        }
+    }
+
+
+class NetworkPlugin(unittest.TestCase):
+    def plugins(self):
+        plugins = of_kind("WasmPlugin", EXAMPLES, network=True)
+        self.assertGreaterEqual(len(plugins), 1, "expected the TLS WasmPlugin (examples/istio/wasmplugin-tls.yaml)")
+        return plugins
+
+    def test_network_plugins_are_valid_for_istios_schema(self):
+        schema = load_schema()
+        for label, plugin in self.plugins():
+            self.assertEqual([], schema_problems(plugin, schema), label)
+
+    def test_network_plugins_load_as_the_network_filter_and_fail_open(self):
+        for label, plugin in self.plugins():
+            spec = plugin["spec"]
+            self.assertEqual("split-mirror-tcp", spec["pluginName"], f"{label}: the root id of the network filter")
+            self.assertIn("tcp_routes", spec["pluginConfig"], label)
+            self.assertEqual("FAIL_OPEN", spec["failStrategy"], f"{label}: a downloaded module must fail open")
+            self.assertEqual("CLIENT", spec["match"][0]["mode"], label)
+
+    def test_backends_are_istio_cluster_names_on_the_matched_port(self):
+        import re
+        for label, plugin in self.plugins():
+            ports = {str(p["number"]) for m in plugin["spec"]["match"] for p in m.get("ports", [])}
+            for cluster in tcp_backends(plugin):
+                parsed = re.match(ISTIO_CLUSTER, cluster)
+                self.assertIsNotNone(parsed, f"{label}: {cluster} is not outbound|port|subset|service.namespace.svc.cluster.local")
+                self.assertIn(parsed.group(1), ports, f"{label}: {cluster} is not on the plugin's port")
+                self.assertEqual(plugin["metadata"]["namespace"], parsed.group(4), f"{label}: {cluster}")
+
+    def test_plugin_config_is_accepted_by_the_network_filter_as_istio_delivers_it(self):
+        jobs = []
+        for label, plugin in self.plugins():
+            for form, number in NUMBER_FORMS.items():
+                configuration = render(plugin["spec"]["pluginConfig"], number)
+                jobs.append((f"{label} {form}", istio_network_bootstrap(plugin, configuration), ()))
+        for label, result in validate_all(jobs):
+            with self.subTest(plugin=label):
+                self.assertEqual(0, result.returncode, result.stdout + result.stderr)
+
+    def test_configs_the_network_filter_refuses_fail_the_check_with_its_message(self):
+        (label, plugin), *_ = self.plugins()
+        http_only = {"routes": [{"name": "web", "backends": [{"cluster": "a"}]}]}
+        fraction = copy.deepcopy(plugin["spec"]["pluginConfig"])
+        fraction["tcp_routes"][0]["backends"][0]["weight"] = 50.5
+        cases = {
+            "http-only": (http_only, "tcp_routes: missing: loaded as the network filter"),
+            "fraction": (fraction, 'tcp_route "rollouts-demo-tls": backends[0].weight: expected an integer'),
+        }
+        jobs = [(name, istio_network_bootstrap(plugin, render(config, go_number)), ())
+                for name, (config, _) in cases.items()]
+        for name, result in validate_all(jobs):
+            with self.subTest(case=name):
+                self.assertNotEqual(0, result.returncode, f"{label}: Envoy accepted the {name} config")
+                self.assertIn(cases[name][1], result.stdout + result.stderr)
 
 
 if __name__ == "__main__":

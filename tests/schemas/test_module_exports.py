@@ -28,6 +28,8 @@ CALLBACK_EXPORTS = {
     "on_log": "proxy_on_log",
     "on_done": "proxy_on_done",
     "on_queue_ready": "proxy_on_queue_ready",
+    "on_new_connection": "proxy_on_new_connection",
+    "on_downstream_data": "proxy_on_downstream_data",
 }
 # Needed whatever the adapter implements: loading, memory, context life cycle.
 ALWAYS = {"memory", "_initialize", "proxy_abi_version_0_2_1", "proxy_on_memory_allocate",

@@ -1,0 +1,164 @@
+//! Compiling `tcp_routes` (the network filter's routes), and which filter kind a configuration
+//! is loaded as. Errors name the route as `tcp_route "NAME"` (or `tcp_routes[i]` before its
+//! name is known) and the field, like HTTP routes: `tcp_route "tls": backends[0].weight: ...`.
+
+use super::error::in_route;
+use super::raw::{RawTcpRoute, RawTcpSticky};
+use super::{check_label, values, Config, ConfigError};
+use crate::hosts::HostPattern;
+use crate::weights::WeightTable;
+use std::collections::HashMap;
+
+/// The `root_id` (Istio `pluginName`) that loads the module as the network filter.
+pub const TCP_ROOT_ID: &str = "split-mirror-tcp";
+
+/// How Envoy loaded the module: decided by the root id, once per configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterKind {
+    /// `envoy.filters.http.wasm`: splits requests with `routes`.
+    Http,
+    /// `envoy.filters.network.wasm` before `tcp_proxy`: splits connections with `tcp_routes`.
+    Tcp,
+}
+
+impl FilterKind {
+    /// `split-mirror-tcp` is the network filter; any other root id the HTTP filter.
+    pub fn from_root_id(root_id: &[u8]) -> FilterKind {
+        if root_id == TCP_ROOT_ID.as_bytes() {
+            FilterKind::Tcp
+        } else {
+            FilterKind::Http
+        }
+    }
+}
+
+/// One compiled `tcp_routes` entry.
+#[derive(Debug)]
+pub struct TcpRoute {
+    pub name: String,
+    /// Empty means any connection, with or without SNI.
+    pub sni_hosts: Vec<HostPattern>,
+    /// Cluster names, in config order.
+    pub clusters: Vec<String>,
+    /// Cumulative weights of `clusters`, same order.
+    pub split: WeightTable,
+    /// The backend is chosen by the client's IP address.
+    pub sticky_source_address: bool,
+}
+
+impl Config {
+    /// Refuses a configuration the filter kind cannot use: the network filter needs
+    /// `tcp_routes`, the HTTP filter `routes`.
+    pub fn check_kind(&self, kind: FilterKind) -> Result<(), ConfigError> {
+        match kind {
+            FilterKind::Http if self.routes.is_empty() => Err(ConfigError(format!(
+                "routes: missing: the HTTP filter needs `routes` (this configuration has only \
+                 `tcp_routes`, which the network filter reads: root_id \"{TCP_ROOT_ID}\")"
+            ))),
+            FilterKind::Tcp if self.tcp_routes.is_empty() => Err(ConfigError(format!(
+                "tcp_routes: missing: loaded as the network filter (root_id \"{TCP_ROOT_ID}\"), \
+                 the configuration needs `tcp_routes` (`routes` are for the HTTP filter)"
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `tcp_route "NAME"`, or `tcp_routes[i]` when the name is not known yet.
+pub(super) fn tcp_route_label(name: Option<&str>, index: usize) -> String {
+    match name {
+        Some(name) => format!("tcp_route \"{name}\""),
+        None => format!("tcp_routes[{index}]"),
+    }
+}
+
+// Out of line: see `Config::from_json` (V8 compile memory).
+#[inline(never)]
+pub(super) fn compile_tcp_routes(
+    raw: Vec<values::Object<RawTcpRoute>>,
+) -> Result<Vec<TcpRoute>, ConfigError> {
+    if raw.is_empty() {
+        return Err(ConfigError(
+            "tcp_routes: expected at least one route, got an empty list".into(),
+        ));
+    }
+    let mut routes = Vec::with_capacity(raw.len());
+    let mut first_of_name: HashMap<String, usize> = HashMap::with_capacity(raw.len());
+    for (index, values::Object(route)) in raw.into_iter().enumerate() {
+        check_label(&route.name, "string")
+            .map_err(|m| in_route(&tcp_route_label(None, index), "name", m))?;
+        let label = tcp_route_label(Some(&route.name), index);
+        if let Some(&first) = first_of_name.get(route.name.as_str()) {
+            return Err(in_route(
+                &label,
+                "name",
+                format!("duplicate route name (tcp_routes[{first}] and tcp_routes[{index}])"),
+            ));
+        }
+        first_of_name.insert(route.name.clone(), index);
+        routes.push(compile_tcp_route(route, &label)?);
+    }
+    Ok(routes)
+}
+
+fn compile_tcp_route(raw: RawTcpRoute, label: &str) -> Result<TcpRoute, ConfigError> {
+    let mut sni_hosts = Vec::new();
+    if let Some(entries) = raw.sni_hosts {
+        if entries.is_empty() {
+            return Err(in_route(
+                label,
+                "sni_hosts",
+                "expected at least one host, got an empty list (omit `sni_hosts` to take every connection)",
+            ));
+        }
+        for (i, entry) in entries.iter().enumerate() {
+            sni_hosts.push(
+                HostPattern::parse(entry)
+                    .map_err(|m| in_route(label, &format!("sni_hosts[{i}]"), m))?,
+            );
+        }
+    }
+    if raw.backends.is_empty() {
+        return Err(in_route(
+            label,
+            "backends",
+            "expected at least one backend, got an empty list",
+        ));
+    }
+    let mut clusters: Vec<String> = Vec::with_capacity(raw.backends.len());
+    let mut weights: Vec<u32> = Vec::with_capacity(raw.backends.len());
+    for (i, values::Object(backend)) in raw.backends.into_iter().enumerate() {
+        check_label(&backend.cluster, "cluster name")
+            .map_err(|m| in_route(label, &format!("backends[{i}].cluster"), m))?;
+        if let Some(first) = clusters.iter().position(|c| *c == backend.cluster) {
+            return Err(in_route(
+                label,
+                &format!("backends[{i}].cluster"),
+                format!("\"{}\" is already backends[{first}]", backend.cluster),
+            ));
+        }
+        clusters.push(backend.cluster);
+        // At most MAX_WEIGHT: the cast cannot truncate.
+        weights.push(backend.weight.map_or(1, |w| w.0 as u32));
+    }
+    let split = WeightTable::new(&weights).ok_or_else(|| {
+        in_route(
+            label,
+            "backends",
+            "the weights sum to 0; give at least one backend a weight above 0",
+        )
+    })?;
+    let sticky_source_address = matches!(
+        raw.sticky,
+        Some(values::Object(RawTcpSticky {
+            source_address: true
+        }))
+    );
+    Ok(TcpRoute {
+        name: raw.name,
+        sni_hosts,
+        clusters,
+        split,
+        sticky_source_address,
+    })
+}

@@ -1,0 +1,625 @@
+//! The network filter (`root_id` `split-mirror-tcp`, `envoy.filters.network.wasm` before
+//! `tcp_proxy`, `tls_inspector` on the listener) in a real Envoy with real TLS: certificates are
+//! made with the `openssl` command, the backends are Envoy listeners that terminate TLS with
+//! their own certificate and answer with their name, and the client (tests/common/tls_client.py)
+//! verifies every handshake against the test CA. The front proxy holds no certificate: a
+//! verified handshake with the certificate of the backend that answered is passthrough proven.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::envoy::{start_bootstrap, start_shipped_with, static_cluster, Envoy, FrontProxy};
+use common::{free_port, repo_root, scratch_dir, wasm_path};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const SNI: &str = "rollouts-demo-vsvc.local";
+const BACKENDS: [&str; 3] = ["stable", "canary", "default"];
+
+/// One batch of connections for the client.
+#[derive(Clone)]
+struct Job {
+    sni: Option<&'static str>,
+    tls: bool,
+    source: Option<String>,
+    count: usize,
+}
+
+impl Job {
+    fn tls(sni: Option<&'static str>, count: usize) -> Job {
+        Job {
+            sni,
+            tls: true,
+            source: None,
+            count,
+        }
+    }
+
+    fn from(source: String, count: usize) -> Job {
+        Job {
+            sni: Some(SNI),
+            tls: true,
+            source: Some(source),
+            count,
+        }
+    }
+
+    fn json(&self) -> Value {
+        json!({"sni": self.sni, "tls": self.tls, "source": self.source, "count": self.count})
+    }
+}
+
+/// The backend that answered one connection, its certificate checked.
+type Served = Result<String, String>;
+
+struct Tls {
+    dir: PathBuf,
+}
+
+impl Tls {
+    /// A CA and one certificate per backend (CN = the backend's name), made with openssl.
+    fn make(dir: &Path) -> Tls {
+        let run = |args: &[&str]| {
+            let output = Command::new("openssl").args(args).current_dir(dir).output();
+            let output = output.unwrap_or_else(|e| panic!("cannot run openssl: {e}"));
+            assert!(
+                output.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let mut ca = vec![
+            "req",
+            "-x509",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=split-mirror-test-ca",
+        ];
+        ca.extend(ec);
+        ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
+        run(&ca);
+        for name in BACKENDS {
+            let (key, csr, pem, ext) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("{name}.pem"),
+                format!("{name}.ext"),
+            );
+            std::fs::write(
+                dir.join(&ext),
+                format!(
+                    "subjectAltName=DNS:{name}.backend,DNS:{SNI}\nbasicConstraints=CA:FALSE\n\
+                     subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid,issuer\n"
+                ),
+            )
+            .unwrap();
+            let subject = format!("/CN={name}");
+            let mut req = vec!["req", "-subj", &subject, "-keyout", &key, "-out", &csr];
+            req.extend(ec);
+            run(&req);
+            run(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "1",
+                "-extfile",
+                &ext,
+                "-out",
+                &pem,
+            ]);
+        }
+        Tls {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn file(&self, name: &str) -> String {
+        self.dir.join(name).to_string_lossy().into_owned()
+    }
+}
+
+/// A backend: TLS connections get a handshake with its certificate, plain ones none; both get
+/// an HTTP answer whose body is its name.
+fn backend_listener(tls: &Tls, name: &str, port: u16) -> Value {
+    let answer = |text: String| {
+        json!([{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": format!("backend_{name}"),
+            // Close right after the answer (the default waits 1 s for the client to close first).
+            "delayed_close_timeout": "0s",
+            "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [{
+                "match": {"prefix": "/"},
+                "direct_response": {"status": 200, "body": {"inline_string": text}}}]}]},
+            "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}}])
+    };
+    json!({
+        "name": format!("backend-{name}"),
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+        "listener_filters": [tls_inspector()],
+        "filter_chains": [
+            {"filter_chain_match": {"transport_protocol": "tls"},
+             "transport_socket": {"name": "envoy.transport_sockets.tls", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                "common_tls_context": {"tls_certificates": [{
+                    "certificate_chain": {"filename": tls.file(&format!("{name}.pem"))},
+                    "private_key": {"filename": tls.file(&format!("{name}.key"))}}]}}},
+             "filters": answer(format!("{name}\n"))},
+            {"filters": answer(format!("{name}\n"))}
+        ]
+    })
+}
+
+fn tls_inspector() -> Value {
+    json!({"name": "envoy.filters.listener.tls_inspector", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"}})
+}
+
+/// The front listener: tls_inspector, the filter as a network filter, tcp_proxy whose own
+/// cluster is `default`. `root_id` picks the filter kind.
+fn front_listener(port: u16, config: &Value, root_id: &str) -> Value {
+    json!({
+        "name": "front-tls",
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+        "listener_filters": [tls_inspector()],
+        "filter_chains": [{"filters": [
+            {"name": "envoy.filters.network.wasm", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm",
+                "config": {
+                    "name": "split-mirror-tcp",
+                    "root_id": root_id,
+                    "vm_config": {
+                        "vm_id": "split-mirror",
+                        "runtime": "envoy.wasm.runtime.v8",
+                        "code": {"local": {"filename": wasm_path().to_string_lossy()}}
+                    },
+                    "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                                      "value": config.to_string()}
+                }}},
+            {"name": "envoy.filters.network.tcp_proxy", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+                "stat_prefix": "front_tls", "cluster": "default"}}
+        ]}]
+    })
+}
+
+struct Front {
+    envoy: Envoy,
+    tls: Tls,
+}
+
+impl Front {
+    /// Backends and the front proxy in one Envoy (two workers); the front listener through
+    /// file-based LDS so tests can update it.
+    fn start(config: &Value) -> Front {
+        let dir = scratch_dir("tcp");
+        let tls = Tls::make(&dir);
+        let ports: Vec<(&str, u16)> = BACKENDS.iter().map(|n| (*n, free_port())).collect();
+        let (admin, port) = (free_port(), free_port());
+        let bootstrap = json!({
+            "node": {"id": "split-mirror-tcp-test", "cluster": "test"},
+            "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
+            "static_resources": {
+                "listeners": ports.iter().map(|(n, p)| backend_listener(&tls, n, *p)).collect::<Vec<_>>(),
+                "clusters": ports.iter().map(|(n, p)| static_cluster(n, *p)).collect::<Vec<_>>()
+            },
+            "dynamic_resources": {"lds_config": {"resource_api_version": "V3",
+                "path_config_source": {"path": dir.join("lds.yaml").to_string_lossy()}}}
+        });
+        let listener = front_listener(port, config, "split-mirror-tcp");
+        let envoy = start_bootstrap(dir, &bootstrap, Some(&listener), (admin, port), 2);
+        Front { envoy, tls }
+    }
+
+    fn update(&self, config: &Value) -> bool {
+        self.envoy
+            .update_listener(&front_listener(self.envoy.port, config, "split-mirror-tcp"))
+    }
+
+    /// Runs the jobs through the client; each connection's backend, its certificate checked.
+    fn connect(&self, jobs: &[Job]) -> Vec<Vec<Served>> {
+        connect(self.envoy.port, &self.tls.file("ca.pem"), jobs)
+    }
+}
+
+fn connect(port: u16, ca: &str, jobs: &[Job]) -> Vec<Vec<Served>> {
+    let python = repo_root().join(".venv/bin/python");
+    let mut child = Command::new(if python.exists() {
+        python
+    } else {
+        "python3".into()
+    })
+    .arg(repo_root().join("tests/common/tls_client.py"))
+    .args([port.to_string(), ca.to_string()])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let input: Vec<Value> = jobs.iter().map(Job::json).collect();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(Value::Array(input).to_string().as_bytes())
+            .unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "tls_client.py: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results: Vec<Vec<Value>> = serde_json::from_slice(&output.stdout).unwrap();
+    results
+        .into_iter()
+        .zip(jobs)
+        .map(|(results, job)| {
+            results
+                .into_iter()
+                .map(|r| {
+                    if let Some(error) = r["error"].as_str() {
+                        return Err(error.to_string());
+                    }
+                    let served = r["served"].as_str().unwrap_or("").to_string();
+                    if job.tls && r["cert"].as_str() != Some(served.as_str()) {
+                        return Err(format!("answered by {served}, certificate {}", r["cert"]));
+                    }
+                    Ok(served)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Every connection succeeded: the backends, in order.
+fn served(results: Vec<Served>) -> Vec<String> {
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|e| panic!("connection failed: {e}")))
+        .collect()
+}
+
+fn counts(served: &[String]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for name in served {
+        *counts.entry(name.clone()).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn demo_route(stable: u32, canary: u32, sticky: bool) -> Value {
+    let mut route = json!({
+        "name": "rollouts-demo-tls",
+        "sni_hosts": [SNI],
+        "backends": [{"cluster": "stable", "weight": stable}, {"cluster": "canary", "weight": canary}]
+    });
+    if sticky {
+        route["sticky"] = json!({"source_address": true});
+    }
+    route
+}
+
+fn tcp_config(routes: Value) -> Value {
+    json!({ "tcp_routes": routes })
+}
+
+fn connection_stat(backend: &str, reason: &str) -> String {
+    format!("wasmcustom.split_mirror_tcp_connections_total;route=rollouts-demo-tls;backend={backend};reason={reason}")
+}
+
+#[test]
+fn tls_connections_split_by_sni_at_80_20_with_passthrough() {
+    let front = Front::start(&tcp_config(json!([demo_route(80, 20, false)])));
+    let started = Instant::now();
+    let served = served(front.connect(&[Job::tls(Some(SNI), 2000)]).remove(0));
+    let counts = counts(&served);
+    eprintln!(
+        "2,000 TLS connections in {:?}: {counts:?}",
+        started.elapsed()
+    );
+    assert_eq!(served.len(), 2000);
+    assert_eq!(
+        counts.keys().cloned().collect::<Vec<_>>(),
+        ["canary", "stable"]
+    );
+    common::assert_share("stable", counts["stable"], 2000, 0.8);
+    common::assert_share("canary", counts["canary"], 2000, 0.2);
+    let stats = front.envoy.stats();
+    let stat = |name: &str| stats.get(name).copied().unwrap_or(0) as usize;
+    assert_eq!(stat(&connection_stat("stable", "weight")), counts["stable"]);
+    assert_eq!(stat(&connection_stat("canary", "weight")), counts["canary"]);
+    assert_eq!(stat("wasmcustom.split_mirror_tcp_unmatched_total"), 0);
+}
+
+#[test]
+fn unmatched_sni_and_plain_tcp_keep_the_default_cluster_and_a_catch_all_takes_them() {
+    let front = Front::start(&tcp_config(json!([demo_route(0, 100, false)])));
+    let plain = Job {
+        sni: None,
+        tls: false,
+        source: None,
+        count: 5,
+    };
+    let jobs = [
+        Job::tls(Some("other.local"), 5),
+        Job::tls(None, 5),
+        plain,
+        Job::tls(Some("ROLLOUTS-DEMO-VSVC.local"), 5),
+    ];
+    let results: Vec<Vec<String>> = front.connect(&jobs).into_iter().map(served).collect();
+    for (job, served) in jobs.iter().zip(&results[..3]) {
+        assert!(
+            served.iter().all(|s| s == "default"),
+            "{:?} tls={}: {served:?}",
+            job.sni,
+            job.tls
+        );
+    }
+    assert!(results[3].iter().all(|s| s == "canary"), "{:?}", results[3]);
+    assert_eq!(
+        front
+            .envoy
+            .stat("wasmcustom.split_mirror_tcp_unmatched_total"),
+        15
+    );
+
+    // A route without sni_hosts catches connections with any SNI, without SNI, and plain TCP.
+    let catch_all = json!({"name": "any", "backends": [{"cluster": "stable"}]});
+    assert!(front.update(&tcp_config(json!([demo_route(0, 100, false), catch_all]))));
+    let results: Vec<Vec<String>> = front.connect(&jobs).into_iter().map(served).collect();
+    for served in &results[..3] {
+        assert!(served.iter().all(|s| s == "stable"), "{served:?}");
+    }
+    assert!(results[3].iter().all(|s| s == "canary"), "{:?}", results[3]);
+    assert_eq!(
+        front.envoy.stat(
+            "wasmcustom.split_mirror_tcp_connections_total;route=any;backend=stable;reason=weight"
+        ),
+        15
+    );
+}
+
+/// 200 loopback addresses (127.0.1.x, 127.0.2.x), 3 connections each: the backend of each.
+fn by_address(front: &Front) -> HashMap<String, String> {
+    let sources: Vec<String> = (1..=100)
+        .flat_map(|i| [format!("127.0.1.{i}"), format!("127.0.2.{i}")])
+        .collect();
+    let jobs: Vec<Job> = sources.iter().map(|s| Job::from(s.clone(), 3)).collect();
+    let results = front.connect(&jobs);
+    sources
+        .into_iter()
+        .zip(results)
+        .map(|(source, results)| {
+            let served = served(results);
+            assert!(
+                served.iter().all(|s| *s == served[0]),
+                "{source} landed on {served:?}"
+            );
+            (source, served[0].clone())
+        })
+        .collect()
+}
+
+#[test]
+fn sticky_source_address_keeps_each_client_and_a_ramp_moves_clients_only_onto_the_canary() {
+    let front = Front::start(&tcp_config(json!([demo_route(90, 10, true)])));
+    let before = by_address(&front);
+    let canary = before.values().filter(|b| *b == "canary").count();
+    assert!(
+        (canary as f64 / 200.0 - 0.1).abs() <= 0.1,
+        "canary share {canary}/200 at 10 %"
+    );
+    assert_eq!(
+        front.envoy.stat(&connection_stat("canary", "sticky")),
+        3 * canary as u64
+    );
+
+    assert!(front.update(&tcp_config(json!([demo_route(50, 50, true)]))));
+    let after = by_address(&front);
+    let canary_after = after.values().filter(|b| *b == "canary").count();
+    assert!(
+        (canary_after as f64 / 200.0 - 0.5).abs() <= 0.1,
+        "canary share {canary_after}/200 at 50 %"
+    );
+    for (source, was) in &before {
+        let now = &after[source];
+        assert!(
+            was == now || now == "canary",
+            "{source} moved {was} -> {now}"
+        );
+    }
+    eprintln!("sticky: canary {canary}/200 at 10 %, {canary_after}/200 at 50 %");
+}
+
+#[test]
+fn refused_configurations_are_logged_and_the_old_one_keeps_serving() {
+    let front = Front::start(&tcp_config(json!([demo_route(0, 100, false)])));
+    let only_http = json!({"routes": [{"name": "web", "backends": [{"cluster": "stable"}]}]});
+    let refused = [
+        (
+            only_http,
+            "tcp_routes: missing: loaded as the network filter",
+        ),
+        (
+            tcp_config(json!([{"name": "t", "backends": [{"cluster": "stable", "weight": -5}]}])),
+            "tcp_route \"t\": backends[0].weight: expected an integer 0..=1000000, got -5",
+        ),
+        (
+            tcp_config(json!([demo_route(0, 0, false)])),
+            "tcp_route \"rollouts-demo-tls\": backends: the weights sum to 0",
+        ),
+        (
+            tcp_config(json!([demo_route(1, 1, false), demo_route(1, 2, false)])),
+            "name: duplicate route name (tcp_routes[0] and tcp_routes[1])",
+        ),
+        (
+            tcp_config(json!([{"name": "t", "sni": ["a"], "backends": [{"cluster": "stable"}]}])),
+            "tcp_route \"t\": sni: unknown field `sni`",
+        ),
+        (
+            tcp_config(json!([])),
+            "tcp_routes: expected at least one route, got an empty list",
+        ),
+        (
+            tcp_config(
+                json!([{"name": "t", "sni_hosts": ["a.local:443"], "backends": [{"cluster": "stable"}]}]),
+            ),
+            "tcp_route \"t\": sni_hosts[0]: give the host without a port",
+        ),
+    ];
+    for (config, message) in &refused {
+        assert!(!front.update(config), "accepted: {config}");
+        assert!(front.envoy.wait_for_log(message), "not logged: {message}");
+    }
+    let served = served(front.connect(&[Job::tls(Some(SNI), 10)]).remove(0));
+    assert!(served.iter().all(|s| s == "canary"), "{served:?}");
+}
+
+#[test]
+fn http_filter_with_only_tcp_routes_is_refused() {
+    let config = tcp_config(json!([demo_route(1, 1, false)]));
+    let proxy = FrontProxy::new(&config, &[("stable", free_port())]);
+    let (success, log) = common::envoy::start_expecting_exit(&proxy);
+    assert!(!success);
+    assert!(
+        log.contains("routes: missing: the HTTP filter needs `routes`"),
+        "{}",
+        log.lines().rev().take(20).collect::<Vec<_>>().join("\n")
+    );
+}
+
+#[test]
+fn weight_updates_under_connection_load_drop_no_connection() {
+    let front = Arc::new(Front::start(&tcp_config(json!([demo_route(
+        100, 0, false
+    )]))));
+    let stop = Arc::new(AtomicBool::new(false));
+    let outcomes: Arc<Mutex<Vec<Served>>> = Arc::default();
+    let load = {
+        let (front, stop, outcomes) = (front.clone(), stop.clone(), outcomes.clone());
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            // Batches of 40 connections, bounded by count and time.
+            for _ in 0..200 {
+                if stop.load(Ordering::SeqCst) || started.elapsed() > Duration::from_secs(40) {
+                    break;
+                }
+                let results = front.connect(&[Job::tls(Some(SNI), 40)]).remove(0);
+                outcomes.lock().unwrap().extend(results);
+            }
+        })
+    };
+    for (stable, canary) in [(80, 20), (50, 50), (0, 100), (100, 0), (20, 80), (0, 100)] {
+        std::thread::sleep(Duration::from_millis(700));
+        assert!(front.update(&tcp_config(json!([demo_route(stable, canary, false)]))));
+    }
+    std::thread::sleep(Duration::from_millis(700));
+    stop.store(true, Ordering::SeqCst);
+    load.join().unwrap();
+    let outcomes = std::mem::take(&mut *outcomes.lock().unwrap());
+    let failed: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+    assert!(outcomes.len() >= 200, "only {} connections", outcomes.len());
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {:?}",
+        failed.len(),
+        outcomes.len(),
+        &failed[..failed.len().min(5)]
+    );
+    // The last step (0/100) took effect.
+    let last = served(front.connect(&[Job::tls(Some(SNI), 20)]).remove(0));
+    assert!(last.iter().all(|s| s == "canary"), "{last:?}");
+    eprintln!(
+        "{} connections during 6 weight updates, none failed",
+        outcomes.len()
+    );
+}
+
+/// envoy/envoy-tls.yaml as shipped (ports moved, certificates made by tools/tls_certs.py in a
+/// scratch directory): SNI rollouts-demo-vsvc.local splits 80/20, another SNI keeps tcp_proxy's
+/// tls-default, and the counters carry the route, backend and reason labels.
+#[test]
+fn shipped_tls_harness_splits_by_sni() {
+    let certs = scratch_dir("tls-certs");
+    let made = Command::new("python3")
+        .arg(repo_root().join("tools/tls_certs.py"))
+        .arg(&certs)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let ports: Vec<(u16, u16)> = [10443, 9903, 10011, 10012, 10013]
+        .iter()
+        .map(|&p| (p, free_port()))
+        .collect();
+    let cert_dir = format!("{}/", certs.to_string_lossy());
+    let envoy = start_shipped_with(
+        "envoy/envoy-tls.yaml",
+        &[("target/tls/", &cert_dir)],
+        &ports,
+        10443,
+        9903,
+    );
+    let ca = certs.join("ca.pem").to_string_lossy().into_owned();
+    let results = connect(
+        envoy.port,
+        &ca,
+        &[Job::tls(Some(SNI), 300), Job::tls(Some("other.local"), 5)],
+    );
+    let mut results = results.into_iter().map(served);
+    let split = counts(&results.next().unwrap());
+    common::assert_share(
+        "tls-stable",
+        split.get("tls-stable").copied().unwrap_or(0),
+        300,
+        0.8,
+    );
+    common::assert_share(
+        "tls-canary",
+        split.get("tls-canary").copied().unwrap_or(0),
+        300,
+        0.2,
+    );
+    assert!(results.next().unwrap().iter().all(|s| s == "tls-default"));
+    let prometheus = common::client::Request::get("/stats/prometheus")
+        .host("admin")
+        .send(envoy.admin_port);
+    let text = String::from_utf8_lossy(&prometheus.body);
+    let line = format!(
+        "split_mirror_tcp_connections_total{{route=\"rollouts-demo-tls\",backend=\"tls-canary\",reason=\"weight\"}} {}",
+        split.get("tls-canary").copied().unwrap_or(0)
+    );
+    assert!(
+        text.contains(&line),
+        "no `{line}` in:\n{}",
+        text.lines()
+            .filter(|l| l.contains("split_mirror"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(text.contains("split_mirror_tcp_unmatched_total{} 5"));
+}
