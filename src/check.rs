@@ -5,7 +5,6 @@
 
 use crate::config::raw::RawConfig;
 use crate::config::{Config, FilterKind};
-use crate::hosts::HostPattern;
 use crate::rollout::time::format_rfc3339;
 use crate::rollout::Rollout;
 use crate::routing::keys::{KeySource, ValueMatch};
@@ -167,14 +166,7 @@ pub fn summary(config: &Config) -> String {
         let _ = writeln!(out, "route header: {}", config.route_header);
     }
     for route in &config.routes {
-        let hosts: Vec<String> = route
-            .hosts
-            .iter()
-            .map(|host| match host {
-                HostPattern::Exact(name) => name.clone(),
-                HostPattern::Subdomains(suffix) => format!("*{suffix}"),
-            })
-            .collect();
+        let hosts: Vec<String> = route.hosts.iter().map(ToString::to_string).collect();
         let hosts = if hosts.is_empty() {
             "any host".to_string()
         } else {
@@ -298,14 +290,7 @@ fn describe_rollout(out: &mut String, rollout: &Rollout, canary: &str) {
 /// The network filter's routes, for [`summary`].
 fn tcp_summary(config: &Config, out: &mut String) {
     for route in &config.tcp_routes {
-        let hosts: Vec<String> = route
-            .sni_hosts
-            .iter()
-            .map(|host| match host {
-                HostPattern::Exact(name) => name.clone(),
-                HostPattern::Subdomains(suffix) => format!("*{suffix}"),
-            })
-            .collect();
+        let hosts: Vec<String> = route.sni_hosts.iter().map(ToString::to_string).collect();
         let hosts = if hosts.is_empty() {
             "any connection".to_string()
         } else {

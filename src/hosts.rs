@@ -27,6 +27,16 @@ pub enum HostPattern {
     Subdomains(String),
 }
 
+/// As written in a configuration (lower-case): `httpbin`, `*.example.com`.
+impl std::fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostPattern::Exact(name) => f.write_str(name),
+            HostPattern::Subdomains(suffix) => write!(f, "*{suffix}"),
+        }
+    }
+}
+
 impl HostPattern {
     /// Compiles one `hosts` entry; the error says what is wrong with it.
     pub fn parse(entry: &str) -> Result<Self, String> {
@@ -119,6 +129,12 @@ mod tests {
         assert!(!p.matches(b"example.com"));
         assert!(!p.matches(b".example.com"));
         assert!(!p.matches(b"badexample.com"));
+    }
+
+    #[test]
+    fn patterns_print_as_written() {
+        assert_eq!(pattern("HttpBin").to_string(), "httpbin");
+        assert_eq!(pattern("*.Example.com").to_string(), "*.example.com");
     }
 
     #[test]

@@ -4,10 +4,9 @@
 
 use super::error::in_route;
 use super::raw::{RawTcpRoute, RawTcpSticky};
-use super::{check_label, values, Config, ConfigError};
+use super::{check_label, values, Config, ConfigError, UniqueNames};
 use crate::hosts::HostPattern;
 use crate::weights::WeightTable;
-use std::collections::HashMap;
 
 /// The `root_id` (Istio `pluginName`) that loads the module as the network filter.
 pub const TCP_ROOT_ID: &str = "split-mirror-tcp";
@@ -83,19 +82,12 @@ pub(super) fn compile_tcp_routes(
         ));
     }
     let mut routes = Vec::with_capacity(raw.len());
-    let mut first_of_name: HashMap<String, usize> = HashMap::with_capacity(raw.len());
+    let mut names = UniqueNames::new("tcp_routes", raw.len());
     for (index, values::Object(route)) in raw.into_iter().enumerate() {
         check_label(&route.name, "string")
             .map_err(|m| in_route(&tcp_route_label(None, index), "name", m))?;
         let label = tcp_route_label(Some(&route.name), index);
-        if let Some(&first) = first_of_name.get(route.name.as_str()) {
-            return Err(in_route(
-                &label,
-                "name",
-                format!("duplicate route name (tcp_routes[{first}] and tcp_routes[{index}])"),
-            ));
-        }
-        first_of_name.insert(route.name.clone(), index);
+        names.add(&route.name, index, &label)?;
         routes.push(compile_tcp_route(route, &label)?);
     }
     Ok(routes)
