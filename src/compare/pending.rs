@@ -114,7 +114,13 @@ pub struct Pending {
     entries: HashMap<u64, Entry>,
     /// HTTP call token → (comparison, which copy).
     calls: HashMap<u32, (u64, Role)>,
+    /// Deadlines are looked at no more often than every [`EXPIRY_EVERY_MS`].
+    next_expiry_ms: u64,
 }
+
+/// How often [`Pending::expire`] scans the table: the root's tick runs every millisecond, and a
+/// deadline a tenth of a second late changes nothing.
+const EXPIRY_EVERY_MS: u64 = 100;
 
 impl Pending {
     pub fn new(cap: usize) -> Self {
@@ -123,6 +129,7 @@ impl Pending {
             next_id: 0,
             entries: HashMap::new(),
             calls: HashMap::new(),
+            next_expiry_ms: 0,
         }
     }
 
@@ -209,6 +216,10 @@ impl Pending {
 
     /// Comparisons past their deadline at `now_ms`, with what arrived.
     pub fn expire(&mut self, now_ms: u64) -> Vec<Ready> {
+        if now_ms < self.next_expiry_ms || self.entries.is_empty() {
+            return Vec::new();
+        }
+        self.next_expiry_ms = now_ms + EXPIRY_EVERY_MS;
         let late: Vec<u64> = self
             .entries
             .iter()
