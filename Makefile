@@ -73,7 +73,7 @@ demo: build envoy
 	$(PYTHON_VENV) tools/harness.py demo $(if $(EXAMPLE),--example $(EXAMPLE))
 
 # Native unit tests, then the end-to-end tests in real Envoy (tests/*.rs).
-test: build fault-build envoy
+test: build fault-build envoy certs
 	$(CARGO) test --lib
 	SPLIT_MIRROR_FAULT_WASM=$(FAULT_WASM) $(CARGO) test --test '*'
 	$(PYTHON_VENV) -m unittest discover -s tests/schemas -v
