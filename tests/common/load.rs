@@ -54,6 +54,28 @@ impl Load {
         }
     }
 
+    /// How many answers arrived after `at`.
+    pub fn count_since(&self, at: Instant) -> usize {
+        let records = self.records.lock().unwrap();
+        records
+            .iter()
+            .rev()
+            .take_while(|(when, _, _)| *when > at)
+            .count()
+    }
+
+    /// Waits until `n` answers arrived after `at`, or `timeout` passed; returns the count.
+    pub fn wait_for(&self, n: usize, at: Instant, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let count = self.count_since(at);
+            if count >= n || Instant::now() > deadline {
+                return count;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Stops the load; every record.
     pub fn stop(self) -> Vec<Record> {
         self.stop.store(true, Ordering::SeqCst);
