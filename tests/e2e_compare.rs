@@ -466,3 +466,27 @@ fn bodies_that_are_not_json_are_compared_exactly_in_json_mode() {
     assert_eq!(result(&envoy, "differ"), 1);
     assert_eq!(part(&envoy, "body"), 1);
 }
+
+#[test]
+fn requests_with_bodies_are_compared_and_never_fail() {
+    // The copy is finished in the body callbacks, where the request headers cannot be read again.
+    let echo = |r: &Recorded| json_reply(200, json!({"length": r.body.len()}));
+    let primary = Backend::start_with("primary", Behavior::replying(echo));
+    let candidate = Backend::start_with("candidate", Behavior::replying(echo));
+    let envoy = FrontProxy::new(
+        &config(json!({"body": "json"}), json!({})),
+        &[("primary", primary.port), ("candidate", candidate.port)],
+    )
+    .start();
+    for (i, chunked) in [false, true, false, true].into_iter().enumerate() {
+        let response = Request::new("POST", &format!("/orders?token=secret{i}"))
+            .host("api")
+            .body(vec![b'x'; 1000 + i], chunked)
+            .send(envoy.port);
+        assert_eq!(response.status, 200, "{response:?}");
+        assert_eq!(response.served_by(), "primary");
+    }
+    assert_eq!(wait_for_results(&envoy, 4), 4);
+    assert_eq!(result(&envoy, "same"), 4);
+    assert!(!envoy.log().contains("panicked"), "{}", envoy.log_tail(20));
+}

@@ -168,6 +168,11 @@ struct H2Server {
 
 impl H2Server {
     fn start(name: &str, http_status: u16) -> H2Server {
+        H2Server::start_with(name, http_status, None)
+    }
+
+    /// With `grpc_status` in its trailers instead of the one its HTTP status implies.
+    fn start_with(name: &str, http_status: u16, grpc_status: Option<&str>) -> H2Server {
         let port = free_port();
         let record = scratch_dir("h2-server").join(format!("{name}.jsonl"));
         let child = Command::new(repo_root().join(".venv/bin/python"))
@@ -175,6 +180,7 @@ impl H2Server {
             .args([port.to_string(), name.to_string()])
             .arg(&record)
             .arg(http_status.to_string())
+            .args(grpc_status)
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
@@ -424,4 +430,42 @@ fn shadow_failure_never_changes_the_primary_grpc_status() {
         "the failing shadow got every copy"
     );
     assert_eq!(primary.records().len(), 20);
+}
+
+#[test]
+fn a_grpc_status_in_the_trailers_is_compared() {
+    // Both candidates answer HTTP 200; one of them fails every call with grpc-status 14.
+    let primary = H2Server::start("grpc-v1", 200);
+    let same = H2Server::start("grpc-same", 200);
+    let unavailable = H2Server::start_with("grpc-unavailable", 200, Some("14"));
+    let envoy = grpc_proxy(
+        json!([{"cluster": "grpc-same", "compare": {}}, {"cluster": "grpc-unavailable", "compare": {}}]),
+        &[("grpc-v1", primary.port), ("grpc-same", same.port), ("grpc-unavailable", unavailable.port)],
+    )
+    .start();
+    let calls: Vec<Value> = (0..10)
+        .map(|call| grpc_call("/echo.Echo/Unary", call, &[grpc_message("x")], json!([])))
+        .collect();
+    for response in h2_send(&envoy, &calls) {
+        assert_eq!(response["grpc-status"], "0", "{response}");
+    }
+    let result = |mirror: &str, result: &str| {
+        envoy.stat(&format!(
+            "wasmcustom.split_mirror_compare_total;route=grpc;mirror={mirror};result={result}"
+        ))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while result("grpc-same", "same") + result("grpc-unavailable", "differ") < 20
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(result("grpc-same", "same"), 10);
+    assert_eq!(result("grpc-unavailable", "differ"), 10);
+    assert_eq!(
+        envoy.stat("wasmcustom.split_mirror_compare_diff_total;route=grpc;mirror=grpc-unavailable;part=status"),
+        10
+    );
+    assert!(envoy.wait_for_log("differ: POST /echo.Echo/Unary (1 differences): status: \"200 grpc-status 0\" vs \"200 grpc-status 14\""),
+        "{}", envoy.log_tail(20));
 }

@@ -248,7 +248,9 @@ impl SplitMirrorHttp {
         let (now, route_index, mirror_index) = (host_now_ms(), shadow.route, shadow.mirror);
         // The primary may stream for a while after the shadow answered: wait for it too.
         let deadline = now + u64::from(timeout_ms) + PRIMARY_GRACE_MS;
-        let request = self.request_line();
+        // From the headers already copied: a body or trailers callback cannot read them again
+        // (the host refuses, and the SDK's reader panics on that).
+        let request = shadow.headers.request_line();
         let opened = filter.comparisons.pending.borrow_mut().open(
             shadow.route,
             shadow.mirror,
@@ -288,14 +290,6 @@ impl SplitMirrorHttp {
         if let Some(primary) = &mut self.primary {
             primary.opened.push((route_index, mirror_index, id));
         }
-    }
-
-    /// `METHOD /path` without the query, for a `differ` log line.
-    fn request_line(&self) -> String {
-        let method = self.get_http_request_header(":method").unwrap_or_default();
-        let path = self.get_http_request_header(":path").unwrap_or_default();
-        let path = path.split('?').next().unwrap_or_default();
-        format!("{method} {path}")
     }
 }
 

@@ -130,6 +130,21 @@ impl ShadowHeaders {
         shadow
     }
 
+    /// The value of a kept header (`:method`, `:path`...), if the request had it.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.kept.iter().find_map(|&(start, middle, end)| {
+            (self.text.get(start..middle)? == name).then(|| self.text.get(middle..end))?
+        })
+    }
+
+    /// `METHOD /path` without the query (for a comparison's log line: no query values logged).
+    pub fn request_line(&self) -> String {
+        let method = self.get(":method").unwrap_or_default();
+        let path = self.get(":path").unwrap_or_default();
+        let path = path.split('?').next().unwrap_or_default();
+        format!("{method} {path}")
+    }
+
     /// The shadow's `:authority` for `mirror` (the host suffix inserted before any port).
     pub fn authority_for(&self, mirror: &Mirror) -> String {
         String::from_utf8_lossy(&shadow_authority(&self.authority, &mirror.host_suffix))

@@ -139,3 +139,16 @@ fn in_flight_cap_frees_on_answer_or_deadline() {
         "queued shadows count against the cap"
     );
 }
+
+#[test]
+fn request_line_has_method_and_path_without_query() {
+    let pairs: Vec<(&[u8], &[u8])> = vec![
+        (b":method", b"POST"),
+        (b":path", b"/cart?token=secret"),
+        (b"x-other", b"1"),
+    ];
+    let shadow = ShadowHeaders::new(pairs, "x-split-cluster");
+    assert_eq!(shadow.get("x-other"), Some("1"));
+    assert_eq!(shadow.get("x-missing"), None);
+    assert_eq!(shadow.request_line(), "POST /cart");
+}

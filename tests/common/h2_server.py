@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """A recording HTTP/2 (h2c) server for tests/e2e_http2.rs, answering like a gRPC server.
 
-    h2_server.py PORT NAME RECORD_FILE [HTTP_STATUS]
+    h2_server.py PORT NAME RECORD_FILE [HTTP_STATUS [GRPC_STATUS]]
 
 Every request stream is answered with `:status` HTTP_STATUS (default 200), `content-type:
-application/grpc`, `x-served-by: NAME`, one gRPC message (NAME) and the trailer `grpc-status: 0`
-(13 when HTTP_STATUS is not 200). Each finished request is appended to RECORD_FILE as one JSON
+application/grpc`, `x-served-by: NAME`, one gRPC message (NAME) and the trailer `grpc-status`:
+GRPC_STATUS if given, else 0 (13 when HTTP_STATUS is not 200). Each finished request is appended to RECORD_FILE as one JSON
 line: {"headers": [[k, v]...], "body": HEX, "trailers": [[k, v]...]}. Runs until killed.
 """
 import json
@@ -22,7 +22,7 @@ def grpc_message(payload):
     return b"\x00" + len(payload).to_bytes(4, "big") + payload
 
 
-def serve(sock, name, record, status, lock):
+def serve(sock, name, record, status, grpc_status, lock):
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, header_encoding="utf-8"))
     conn.initiate_connection()
     sock.sendall(conn.data_to_send())
@@ -48,8 +48,7 @@ def serve(sock, name, record, status, lock):
                     conn.send_headers(event.stream_id, [(":status", str(status)), ("content-type", "application/grpc"),
                                                         ("x-served-by", name)])
                     conn.send_data(event.stream_id, grpc_message(name.encode()))
-                    conn.send_headers(event.stream_id, [("grpc-status", "0" if status == 200 else "13")],
-                                      end_stream=True)
+                    conn.send_headers(event.stream_id, [("grpc-status", grpc_status)], end_stream=True)
             sock.sendall(conn.data_to_send())
     except (OSError, h2.exceptions.ProtocolError):
         return
@@ -60,6 +59,7 @@ def serve(sock, name, record, status, lock):
 def main():
     port, name, record = int(sys.argv[1]), sys.argv[2], sys.argv[3]
     status = int(sys.argv[4]) if len(sys.argv) > 4 else 200
+    grpc_status = sys.argv[5] if len(sys.argv) > 5 else ("0" if status == 200 else "13")
     lock = threading.Lock()
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -67,7 +67,7 @@ def main():
     listener.listen(64)
     while True:
         sock, _ = listener.accept()
-        threading.Thread(target=serve, args=(sock, name, record, status, lock), daemon=True).start()
+        threading.Thread(target=serve, args=(sock, name, record, status, grpc_status, lock), daemon=True).start()
 
 
 if __name__ == "__main__":
