@@ -490,3 +490,25 @@ fn requests_with_bodies_are_compared_and_never_fail() {
     assert_eq!(result(&envoy, "same"), 4);
     assert!(!envoy.log().contains("panicked"), "{}", envoy.log_tail(20));
 }
+
+#[test]
+fn empty_answers_are_compared_without_reading_a_body() {
+    let empty = |_: &Recorded| Reply {
+        status: 204,
+        ..Reply::default()
+    };
+    let primary = Backend::start_with("primary", Behavior::replying(empty));
+    let candidate = Backend::start_with("candidate", Behavior::replying(empty));
+    let envoy = FrontProxy::new(
+        &config(json!({"body": "exact"}), json!({})),
+        &[("primary", primary.port), ("candidate", candidate.port)],
+    )
+    .start();
+    for _ in 0..3 {
+        let response = Request::get("/empty").host("api").send(envoy.port);
+        assert_eq!(response.status, 204, "{response:?}");
+    }
+    assert_eq!(wait_for_results(&envoy, 3), 3);
+    assert_eq!(result(&envoy, "same"), 3);
+    assert!(!envoy.log().contains("panicked"), "{}", envoy.log_tail(20));
+}

@@ -173,7 +173,8 @@ impl PrimaryAnswer {
 
     /// A body chunk of `size` bytes, copied as it passes.
     pub fn body_chunk(&mut self, size: usize, end_of_stream: bool) {
-        if let Some(body) = &mut self.body {
+        // An empty chunk (the end of the stream alone) has nothing to read: no host call.
+        if let Some(body) = self.body.as_mut().filter(|_| size > 0) {
             if body.wants(size) {
                 if let Ok(Some(chunk)) =
                     hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpResponseBody, 0, size)
@@ -242,6 +243,7 @@ pub fn shadow_side(
     }
     let body = match compare.body {
         BodyMode::None => Vec::new(),
+        _ if body_size == 0 => Vec::new(),
         _ if body_size > compare.max_body_bytes => return Side::TooLarge,
         _ => hostcalls::get_buffer(
             proxy_wasm::types::BufferType::HttpCallResponseBody,
