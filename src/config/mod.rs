@@ -205,27 +205,11 @@ fn compile_route(raw: RawRoute, label: &str) -> Result<Route, ConfigError> {
             format!("expected a path starting with `/`, got \"{path_prefix}\""),
         ));
     }
-    if raw.backends.is_empty() {
-        return Err(in_route(
-            label,
-            "backends",
-            "expected at least one backend, got an empty list",
-        ));
-    }
+    require_backends(raw.backends.len(), label)?;
     let mut backends: Vec<Backend> = Vec::with_capacity(raw.backends.len());
     for (i, values::Object(backend)) in raw.backends.into_iter().enumerate() {
-        check_label(&backend.cluster, "cluster name")
-            .map_err(|m| in_route(label, &format!("backends[{i}].cluster"), m))?;
-        if let Some(first) = backends
-            .iter()
-            .position(|b: &Backend| b.cluster == backend.cluster)
-        {
-            return Err(in_route(
-                label,
-                &format!("backends[{i}].cluster"),
-                format!("\"{}\" is already backends[{first}]", backend.cluster),
-            ));
-        }
+        let earlier = backends.iter().map(|b: &Backend| b.cluster.as_str());
+        check_backend_cluster(&backend.cluster, earlier, label, i)?;
         let tag = match backend.tag {
             Some(tag) => Some(
                 release::check_tag(&tag, &backends)
@@ -241,13 +225,7 @@ fn compile_route(raw: RawRoute, label: &str) -> Result<Route, ConfigError> {
         });
     }
     let weights: Vec<u32> = backends.iter().map(|b| b.weight).collect();
-    let split = WeightTable::new(&weights).ok_or_else(|| {
-        in_route(
-            label,
-            "backends",
-            "the weights sum to 0; give at least one backend a weight above 0",
-        )
-    })?;
+    let split = weight_table(&weights, label)?;
     let mut mirrors: Vec<Mirror> = Vec::new();
     for (i, values::Object(raw_mirror)) in raw.mirrors.unwrap_or_default().into_iter().enumerate() {
         let mirror = mirror::compile_mirror(raw_mirror, label, i)?;
@@ -298,6 +276,48 @@ fn compile_route(raw: RawRoute, label: &str) -> Result<Route, ConfigError> {
         tag_header: release.tag_header,
         sticky: release.sticky,
         rollout,
+    })
+}
+
+/// A route's `backends` list (HTTP or TCP) must not be empty.
+pub(crate) fn require_backends(count: usize, label: &str) -> Result<(), ConfigError> {
+    if count == 0 {
+        return Err(in_route(
+            label,
+            "backends",
+            "expected at least one backend, got an empty list",
+        ));
+    }
+    Ok(())
+}
+
+/// `backends[i].cluster`: a name that can label metrics, not one of the `earlier` backends'.
+pub(crate) fn check_backend_cluster<'a>(
+    cluster: &str,
+    mut earlier: impl Iterator<Item = &'a str>,
+    label: &str,
+    i: usize,
+) -> Result<(), ConfigError> {
+    let field = format!("backends[{i}].cluster");
+    check_label(cluster, "cluster name").map_err(|m| in_route(label, &field, m))?;
+    if let Some(first) = earlier.position(|c| c == cluster) {
+        return Err(in_route(
+            label,
+            &field,
+            format!("\"{cluster}\" is already backends[{first}]"),
+        ));
+    }
+    Ok(())
+}
+
+/// The cumulative table of a route's backend weights; they must not all be 0.
+pub(crate) fn weight_table(weights: &[u32], label: &str) -> Result<WeightTable, ConfigError> {
+    WeightTable::new(weights).ok_or_else(|| {
+        in_route(
+            label,
+            "backends",
+            "the weights sum to 0; give at least one backend a weight above 0",
+        )
     })
 }
 

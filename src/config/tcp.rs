@@ -4,7 +4,10 @@
 
 use super::error::in_route;
 use super::raw::{RawTcpRoute, RawTcpSticky};
-use super::{check_label, values, Config, ConfigError, UniqueNames};
+use super::{
+    check_backend_cluster, check_label, require_backends, values, weight_table, Config,
+    ConfigError, UniqueNames,
+};
 use crate::hosts::HostPattern;
 use crate::weights::WeightTable;
 
@@ -110,36 +113,21 @@ fn compile_tcp_route(raw: RawTcpRoute, label: &str) -> Result<TcpRoute, ConfigEr
             );
         }
     }
-    if raw.backends.is_empty() {
-        return Err(in_route(
-            label,
-            "backends",
-            "expected at least one backend, got an empty list",
-        ));
-    }
+    require_backends(raw.backends.len(), label)?;
     let mut clusters: Vec<String> = Vec::with_capacity(raw.backends.len());
     let mut weights: Vec<u32> = Vec::with_capacity(raw.backends.len());
     for (i, values::Object(backend)) in raw.backends.into_iter().enumerate() {
-        check_label(&backend.cluster, "cluster name")
-            .map_err(|m| in_route(label, &format!("backends[{i}].cluster"), m))?;
-        if let Some(first) = clusters.iter().position(|c| *c == backend.cluster) {
-            return Err(in_route(
-                label,
-                &format!("backends[{i}].cluster"),
-                format!("\"{}\" is already backends[{first}]", backend.cluster),
-            ));
-        }
+        check_backend_cluster(
+            &backend.cluster,
+            clusters.iter().map(String::as_str),
+            label,
+            i,
+        )?;
         clusters.push(backend.cluster);
         // At most MAX_WEIGHT: the cast cannot truncate.
         weights.push(backend.weight.map_or(1, |w| w.0 as u32));
     }
-    let split = WeightTable::new(&weights).ok_or_else(|| {
-        in_route(
-            label,
-            "backends",
-            "the weights sum to 0; give at least one backend a weight above 0",
-        )
-    })?;
+    let split = weight_table(&weights, label)?;
     let sticky_source_address = matches!(
         raw.sticky,
         Some(values::Object(RawTcpSticky {
