@@ -13,7 +13,7 @@ use crate::rollout::{decimal, percent_text, StepClock};
 use crate::routing::Split;
 use proxy_wasm::hostcalls;
 use std::cell::{Cell, RefCell};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 /// How often each worker reads aborts from shared data and publishes the gauges.
 pub const ROLLOUT_TICK: Duration = Duration::from_secs(1);
@@ -212,10 +212,8 @@ fn is_aborted_in_shared_data(key: &str) -> bool {
     matches!(hostcalls::get_shared_data(key), Ok((Some(value), _)) if value == ABORTED)
 }
 
-/// Milliseconds since the epoch by the host's wall clock (`proxy_get_current_time`).
+/// Milliseconds since the epoch by the host's wall clock, signed as the rollout's times are
+/// (a `start` may be before 1970).
 pub fn now_ms() -> i64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_millis() as i64)
+    i64::try_from(super::host::host_now_ms()).unwrap_or(i64::MAX)
 }
