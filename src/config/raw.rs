@@ -3,7 +3,7 @@
 //! `null` counts as an omitted field. The doc comments here are the descriptions of the
 //! published JSON Schema (`split-mirror schema`, schema/split-mirror.schema.json).
 
-use super::values::{Bounded, Described, Fraction, Object, Percent};
+use super::values::{Bounded, Described, Fraction, Object, Percent, Real};
 use crate::weights::MAX_WEIGHT;
 use serde::Deserialize;
 
@@ -16,6 +16,7 @@ const WEIGHT_MAX: u64 = MAX_WEIGHT as u64;
 pub const MAX_HOLD_S: u64 = 31_536_000;
 pub const MAX_WINDOW_S: u64 = 3600;
 pub const MAX_MIN_REQUESTS: u64 = 1_000_000_000;
+pub const MAX_LATENCY_MS: u64 = 600_000;
 
 /// split-mirror: the plugin configuration (Envoy's wasm filter `configuration`, Istio's
 /// WasmPlugin `pluginConfig`).
@@ -324,9 +325,10 @@ pub struct RawStep {
     pub hold_s: Option<Bounded<1, MAX_HOLD_S>>,
 }
 
-/// The automatic abort: over the last `window_s` seconds, when the canary has at least
-/// `min_requests` responses and its 5xx share exceeds both `max_error_rate` and the other
-/// backends' 5xx share, the canary's weight becomes 0 on this proxy.
+/// The automatic abort: a sequential test (a CUSUM, checked after every canary answer, see
+/// docs/guard.md) aborts when the evidence shows the canary's 5xx share above `max_error_rate`
+/// and above the other backends' share; with `max_latency_ms`, the same test on the share of
+/// slow answers. The canary's weight then becomes 0 on this proxy.
 #[derive(Debug, Deserialize)]
 #[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[cfg_attr(
@@ -335,12 +337,32 @@ pub struct RawStep {
 )]
 #[serde(deny_unknown_fields)]
 pub struct RawGuard {
-    /// The largest tolerated 5xx share of the canary's responses, 0..=1.
+    /// The highest acceptable 5xx share of the canary's answers, 0..=1.
     pub max_error_rate: Fraction,
-    /// The canary is judged only with at least this many responses in the window.
+    /// No abort before this proxy worker has seen this many canary answers.
     pub min_requests: Bounded<1, MAX_MIN_REQUESTS>,
-    /// Length of the sliding window in seconds (1..=3600).
+    /// Seconds (1..=3600): the canary is compared with the other backends while they answer;
+    /// after this long without an answer from them (the last step) it is judged alone. The
+    /// abort message reports the counts of this window.
     pub window_s: Bounded<1, MAX_WINDOW_S>,
+    /// The multiple of the limits the test is built to catch (1.5..=10): a canary failing at
+    /// `sensitivity × max_error_rate` is aborted after a few thousand answers at most, one
+    /// failing at the limit rarely, one at half of it practically never.
+    #[cfg_attr(not(target_arch = "wasm32"), schemars(extend("default" = 2)))]
+    pub sensitivity: Option<Real<1_500_000, 10_000_000>>,
+    /// The chance (0.000001..=0.5) that a canary failing at half the limit is aborted over one
+    /// day at 1,000 answers per second per worker (86.4 M answers); proportionally less at lower
+    /// traffic. Lower is slower to abort a bad canary.
+    #[cfg_attr(not(target_arch = "wasm32"), schemars(extend("default" = 0.01)))]
+    pub false_abort_rate: Option<Real<1, 500_000>>,
+    /// Milliseconds (1..=600000) from the request's headers to the response's headers above
+    /// which an answer is slow (Envoy's own 504 timeouts count as slow and as 5xx). Omitted: no
+    /// latency guard.
+    pub max_latency_ms: Option<Bounded<1, MAX_LATENCY_MS>>,
+    /// The highest acceptable share of slow canary answers, 0..=1 (0.01: the canary's P99 is
+    /// below `max_latency_ms`). Needs `max_latency_ms`.
+    #[cfg_attr(not(target_arch = "wasm32"), schemars(extend("default" = 0.01)))]
+    pub max_slow_rate: Option<Fraction>,
 }
 
 impl Described for RawRollout {

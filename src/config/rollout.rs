@@ -5,7 +5,8 @@ use super::error::in_route;
 use super::raw::{RawGuard, RawRollout, RawStep};
 use super::values::Object;
 use super::{Backend, ConfigError};
-use crate::rollout::guard::Guard;
+use crate::rollout::cusum::Test;
+use crate::rollout::guard::{Guard, LatencyGuard};
 use crate::rollout::time::parse_rfc3339;
 use crate::rollout::{decimal, step_weights, Rollout, Step, FULL_SHARE};
 use crate::routing::sticky::fnv1a64;
@@ -133,7 +134,12 @@ pub(super) fn compile(
             _ => None,
         };
     }
-    let guard = raw.guard.map(|Object(guard)| compile_guard(guard));
+    let guard = match raw.guard {
+        Some(Object(guard)) => {
+            Some(compile_guard(guard).map_err(|m| error("guard.max_slow_rate", m))?)
+        }
+        None => None,
+    };
     let fingerprint =
         fnv1a64(canonical(route_name, &raw.canary, start_ms, &steps, guard.as_ref()).as_bytes());
     Ok(Rollout {
@@ -149,15 +155,48 @@ pub(super) fn compile(
     })
 }
 
-fn compile_guard(raw: RawGuard) -> Guard {
-    Guard {
+/// The sensitivity and false-abort target when the configuration does not say.
+pub const DEFAULT_SENSITIVITY: f64 = 2.0;
+pub const DEFAULT_FALSE_ABORT_RATE: f64 = 0.01;
+pub const DEFAULT_MAX_SLOW_RATE: f64 = 0.01;
+
+fn compile_guard(raw: RawGuard) -> Result<Guard, String> {
+    let sensitivity = raw.sensitivity.map_or(DEFAULT_SENSITIVITY, |s| s.0);
+    let false_abort_rate = raw
+        .false_abort_rate
+        .map_or(DEFAULT_FALSE_ABORT_RATE, |r| r.0);
+    let latency = match (raw.max_latency_ms, raw.max_slow_rate) {
+        (None, Some(_)) => {
+            return Err("has no effect without `max_latency_ms`; add it or remove this".into())
+        }
+        (None, None) => None,
+        (Some(ms), rate) => {
+            let max_slow_rate = rate.map_or(DEFAULT_MAX_SLOW_RATE, |r| r.0);
+            Some(LatencyGuard {
+                // At most 600,000: the cast cannot truncate.
+                max_latency_ms: ms.0 as u32,
+                max_slow_rate,
+                max_slow_rate_millionths: millionths(max_slow_rate),
+                test: Test::new(max_slow_rate, sensitivity, false_abort_rate),
+            })
+        }
+    };
+    Ok(Guard {
         max_error_rate: raw.max_error_rate.0,
-        // In 0..=1: the cast cannot overflow.
-        max_error_rate_millionths: (raw.max_error_rate.0 * 1e6).round() as u64,
+        max_error_rate_millionths: millionths(raw.max_error_rate.0),
         min_requests: raw.min_requests.0,
         // At most 3600: the cast cannot truncate.
         window_s: raw.window_s.0 as u32,
-    }
+        sensitivity,
+        false_abort_rate,
+        errors: Test::new(raw.max_error_rate.0, sensitivity, false_abort_rate),
+        latency,
+    })
+}
+
+/// A share in 0..=1 in millionths (the cast cannot overflow).
+fn millionths(share: f64) -> u64 {
+    (share * 1e6).round() as u64
 }
 
 /// The last entry's share of a table, in hundredths of a percent.
@@ -198,11 +237,20 @@ fn canonical(
     }
     if let Some(guard) = guard {
         text.push_str(&format!(
-            ";guard={}/{}/{}",
+            ";guard={}/{}/{}/{}/{}",
             guard.max_error_rate.to_bits(),
             guard.min_requests,
-            guard.window_s
+            guard.window_s,
+            guard.sensitivity.to_bits(),
+            guard.false_abort_rate.to_bits(),
         ));
+        if let Some(latency) = &guard.latency {
+            text.push_str(&format!(
+                ";latency={}/{}",
+                latency.max_latency_ms,
+                latency.max_slow_rate.to_bits()
+            ));
+        }
     }
     text
 }

@@ -72,6 +72,27 @@ impl<'de> Deserialize<'de> for Fraction {
     }
 }
 
+/// A number `MIN..=MAX`, the bounds given in millionths (`Real<1_500_000, 10_000_000>` is
+/// 1.5..=10).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Real<const MIN_MILLIONTHS: u64, const MAX_MILLIONTHS: u64>(pub f64);
+
+impl<'de, const MIN: u64, const MAX: u64> Deserialize<'de> for Real<MIN, MAX> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        let (low, high) = (MIN as f64 / 1e6, MAX as f64 / 1e6);
+        match value.as_f64() {
+            Some(number) if (low..=high).contains(&number) => Ok(Real(number)),
+            _ => Err(D::Error::custom(format!(
+                "expected a number {}..={}, got {}",
+                crate::rollout::decimal(MIN, 6),
+                crate::rollout::decimal(MAX, 6),
+                describe(&value)
+            ))),
+        }
+    }
+}
+
 /// A JSON object read as `T`. serde's derived structs also accept an array of the fields in
 /// order (`["x-split", null, null, [...]]`); a configuration written that way is a mistake, so
 /// only objects are read (through `deserialize_map`).
@@ -182,7 +203,7 @@ pub fn scaled(text: &str, decimals: i32) -> Result<u64, NotScaled> {
 
 #[cfg(not(target_arch = "wasm32"))]
 mod schema {
-    use super::{Bounded, Fraction, Percent};
+    use super::{Bounded, Fraction, Percent, Real};
     use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
     use std::borrow::Cow;
 
@@ -229,6 +250,20 @@ mod schema {
 
         fn json_schema(_: &mut SchemaGenerator) -> Schema {
             json_schema!({"type": "number", "minimum": 0, "maximum": 1})
+        }
+    }
+
+    impl<const MIN: u64, const MAX: u64> JsonSchema for Real<MIN, MAX> {
+        fn inline_schema() -> bool {
+            true
+        }
+
+        fn schema_name() -> Cow<'static, str> {
+            format!("Real{MIN}To{MAX}").into()
+        }
+
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({"type": "number", "minimum": MIN as f64 / 1e6, "maximum": MAX as f64 / 1e6})
         }
     }
 

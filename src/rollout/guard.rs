@@ -1,24 +1,174 @@
-//! The guard: responses counted per second over a sliding window, and the rule that aborts a
-//! rollout when the canary fails more than allowed and more than the other backends.
+//! The guard: its configuration, its per-worker state (the sequential tests of `cusum.rs` on
+//! 5xx and slow answers), and the responses counted per second over a sliding window for the
+//! abort's message.
 
-/// The guard of a route's rollout, as configured.
+use super::cusum::{Cusum, Test};
+
+/// The guard of a route's rollout, as configured and compiled.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Guard {
-    /// The canary's 5xx share must exceed this (0..=1) to abort.
+    /// The highest acceptable 5xx share of the canary's answers (0..=1).
     pub max_error_rate: f64,
     /// The same in millionths, to write it in messages without float formatting.
     pub max_error_rate_millionths: u64,
-    /// The canary needs at least this many responses in the window before it can be judged.
+    /// No abort before this worker has seen this many canary answers.
     pub min_requests: u64,
-    /// Length of the sliding window in seconds.
+    /// How long the other backends may be silent before the canary is judged alone; also the
+    /// period of the counts an abort reports.
     pub window_s: u32,
+    /// The "bad" multiple of the limits the tests are built to detect.
+    pub sensitivity: f64,
+    /// The chance that a canary at half the limit is aborted over one day at 1,000 answers/s.
+    pub false_abort_rate: f64,
+    /// The sequential test on 5xx answers.
+    pub errors: Test,
+    pub latency: Option<LatencyGuard>,
 }
 
-/// Responses and 5xx responses.
+/// The latency half of the guard: answers slower than `max_latency_ms` are "slow", and the
+/// same test applies to their share.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatencyGuard {
+    pub max_latency_ms: u32,
+    pub max_slow_rate: f64,
+    pub max_slow_rate_millionths: u64,
+    pub test: Test,
+}
+
+/// What the guard needs to know of one answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Answer {
+    pub server_error: bool,
+    pub slow: bool,
+}
+
+/// Why a rollout was aborted (the `reason` label of `split_mirror_rollout_aborts_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AbortReason {
+    ServerErrors,
+    Latency,
+}
+
+impl AbortReason {
+    pub const ALL: [AbortReason; 2] = [AbortReason::ServerErrors, AbortReason::Latency];
+
+    pub fn index(self) -> usize {
+        match self {
+            AbortReason::ServerErrors => 0,
+            AbortReason::Latency => 1,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AbortReason::ServerErrors => "5xx",
+            AbortReason::Latency => "latency",
+        }
+    }
+}
+
+/// An abort, with the evidence it rests on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Abort {
+    pub reason: AbortReason,
+    /// The test's state at the abort: the canary's and the others' answers over its span.
+    pub evidence: Cusum,
+}
+
+/// One worker's state of a guard (see `cusum.rs` for the rule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuardState {
+    pub errors: Cusum,
+    pub slow: Cusum,
+    /// Canary answers this worker has seen (for `min_requests`).
+    pub canary_answers: u64,
+    /// When the other backends last answered (ms).
+    pub last_other_ms: i64,
+}
+
+impl Default for GuardState {
+    fn default() -> Self {
+        GuardState {
+            errors: Cusum::default(),
+            slow: Cusum::default(),
+            canary_answers: 0,
+            last_other_ms: i64::MIN,
+        }
+    }
+}
+
+impl Guard {
+    /// Until the adapter keeps a [`GuardState`]: the old window rule's call shape, answered
+    /// by the new test replayed over the window's counts (canary answers in bulk).
+    pub fn should_abort(&self, canary: Counts, others: Counts) -> bool {
+        let mut state = GuardState::default();
+        state.others(self, 0, others.responses, others.server_errors, others.slow);
+        let failures = (0..canary.server_errors).map(|_| true);
+        let passes = (0..canary.responses - canary.server_errors).map(|_| false);
+        let mut aborted = false;
+        for failed in passes.chain(failures) {
+            let answer = Answer {
+                server_error: failed,
+                slow: false,
+            };
+            aborted |= state.canary(self, 1, answer).is_some();
+        }
+        aborted
+    }
+}
+
+impl GuardState {
+    /// One canary answer at `now_ms`; `Some` when it aborts the rollout.
+    pub fn canary(&mut self, guard: &Guard, now_ms: i64, answer: Answer) -> Option<Abort> {
+        self.canary_answers += 1;
+        self.errors.canary(&guard.errors, answer.server_error);
+        if let Some(latency) = &guard.latency {
+            self.slow.canary(&latency.test, answer.slow);
+        }
+        if self.canary_answers < guard.min_requests {
+            return None;
+        }
+        let window_ms = i64::from(guard.window_s) * 1000;
+        let alone = now_ms.saturating_sub(self.last_other_ms) >= window_ms;
+        let judge = |cusum: &Cusum, test: &Test, reason: AbortReason| {
+            (cusum.alarmed(test) && cusum.worse_than_others(test, alone)).then_some(Abort {
+                reason,
+                evidence: *cusum,
+            })
+        };
+        judge(&self.errors, &guard.errors, AbortReason::ServerErrors).or_else(|| {
+            let latency = guard.latency.as_ref()?;
+            judge(&self.slow, &latency.test, AbortReason::Latency)
+        })
+    }
+
+    /// `answers` answers of the other backends at `now_ms`, `server_errors` of them 5xx and
+    /// `slow` of them slow (one at a time in the filter; in bulk in the simulation).
+    pub fn others(
+        &mut self,
+        guard: &Guard,
+        now_ms: i64,
+        answers: u64,
+        server_errors: u64,
+        slow: u64,
+    ) {
+        if answers == 0 {
+            return;
+        }
+        self.last_other_ms = self.last_other_ms.max(now_ms);
+        self.errors.others(answers, server_errors);
+        if guard.latency.is_some() {
+            self.slow.others(answers, slow);
+        }
+    }
+}
+
+/// Responses, 5xx responses and slow responses.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
     pub responses: u64,
     pub server_errors: u64,
+    pub slow: u64,
 }
 
 impl Counts {
@@ -34,6 +184,7 @@ impl Counts {
     fn add(&mut self, other: Counts) {
         self.responses += other.responses;
         self.server_errors += other.server_errors;
+        self.slow += other.slow;
     }
 }
 
@@ -135,7 +286,7 @@ impl Window {
     }
 
     /// Counts one response, of the canary or of another backend.
-    pub fn record(&mut self, now_ms: i64, canary: bool, class: StatusClass) {
+    pub fn record_answer(&mut self, now_ms: i64, canary: bool, answer: Answer) {
         let period = self.period(now_ms);
         let len = self.buckets.len() as i64;
         let Some(bucket) = self.buckets.get_mut(period.rem_euclid(len) as usize) else {
@@ -157,9 +308,18 @@ impl Window {
             &mut bucket.others
         };
         counts.responses += 1;
-        if class == StatusClass::ServerError {
-            counts.server_errors += 1;
-        }
+        counts.server_errors += u64::from(answer.server_error);
+        counts.slow += u64::from(answer.slow);
+    }
+
+    /// Until the adapter keeps a [`GuardState`] (it moves to plain modules first): the old
+    /// call shape, counting a status class.
+    pub fn record(&mut self, now_ms: i64, canary: bool, class: StatusClass) {
+        let answer = Answer {
+            server_error: class == StatusClass::ServerError,
+            slow: false,
+        };
+        self.record_answer(now_ms, canary, answer);
     }
 
     /// `(canary, others)` over the window ending at `now_ms`.
@@ -180,44 +340,38 @@ impl Window {
     }
 }
 
-/// How many standard errors of the difference the canary's 5xx share must exceed the others'
-/// by: two backends failing alike differ by sampling noise alone, and the rule is checked at
-/// every canary response, so a plain `>` would abort such a pair about half the time.
-const NOISE_MARGIN_STANDARD_ERRORS: f64 = 3.0;
-
-impl Guard {
-    /// The abort rule: enough canary responses, a canary 5xx share above `max_error_rate`, and
-    /// above the other backends' share in the same window by more than sampling noise (a
-    /// shared outage is not the canary's fault).
-    pub fn should_abort(&self, canary: Counts, others: Counts) -> bool {
-        canary.responses >= self.min_requests
-            && canary.error_rate() > self.max_error_rate
-            && canary.error_rate() > others.error_rate() + noise_margin(canary, others)
-    }
-}
-
-/// `3 ×` the standard error of the difference of the two shares under the hypothesis that
-/// both backends fail alike (pooled share); 0 when the others had no responses.
-fn noise_margin(canary: Counts, others: Counts) -> f64 {
-    if others.responses == 0 || canary.responses == 0 {
-        return 0.0;
-    }
-    let (n_canary, n_others) = (canary.responses as f64, others.responses as f64);
-    let pooled = (canary.server_errors + others.server_errors) as f64 / (n_canary + n_others);
-    let variance = pooled * (1.0 - pooled) * (1.0 / n_canary + 1.0 / n_others);
-    NOISE_MARGIN_STANDARD_ERRORS * variance.sqrt()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn guard() -> Guard {
+    const ERROR: Answer = Answer {
+        server_error: true,
+        slow: false,
+    };
+    const OK: Answer = Answer {
+        server_error: false,
+        slow: false,
+    };
+    const SLOW: Answer = Answer {
+        server_error: false,
+        slow: true,
+    };
+
+    fn guard(min_requests: u64, latency: bool) -> Guard {
         Guard {
             max_error_rate: 0.05,
             max_error_rate_millionths: 50_000,
-            min_requests: 20,
+            min_requests,
             window_s: 30,
+            sensitivity: 2.0,
+            false_abort_rate: 0.01,
+            errors: Test::new(0.05, 2.0, 0.01),
+            latency: latency.then(|| LatencyGuard {
+                max_latency_ms: 100,
+                max_slow_rate: 0.01,
+                max_slow_rate_millionths: 10_000,
+                test: Test::new(0.01, 2.0, 0.01),
+            }),
         }
     }
 
@@ -225,63 +379,106 @@ mod tests {
         Counts {
             responses,
             server_errors,
+            slow: 0,
         }
     }
 
-    #[test]
-    fn failing_canary_aborts_once_it_has_enough_responses() {
-        assert!(!guard().should_abort(counts(19, 19), counts(100, 0)));
-        assert!(guard().should_abort(counts(20, 20), counts(100, 0)));
-        assert!(guard().should_abort(counts(20, 2), counts(0, 0)));
+    /// Feeds `answers` canary answers (one `other` answer after each when `with_others`) and
+    /// returns the canary answer that aborted, if any.
+    fn first_abort(
+        guard: &Guard,
+        answers: impl IntoIterator<Item = Answer>,
+        other: Option<Answer>,
+    ) -> Option<(u64, Abort)> {
+        let mut state = GuardState::default();
+        for (i, answer) in answers.into_iter().enumerate() {
+            let now = i as i64 * 10;
+            if let Some(abort) = state.canary(guard, now, answer) {
+                return Some((i as u64 + 1, abort));
+            }
+            if let Some(other) = other {
+                state.others(
+                    guard,
+                    now + 5,
+                    1,
+                    u64::from(other.server_error),
+                    u64::from(other.slow),
+                );
+            }
+        }
+        None
     }
 
     #[test]
-    fn error_rate_at_the_limit_does_not_abort() {
-        assert!(!guard().should_abort(counts(100, 5), counts(0, 0)));
-        assert!(guard().should_abort(counts(100, 6), counts(0, 0)));
+    fn hard_down_canary_aborts_at_min_requests_or_the_threshold() {
+        let quick = guard(1, false);
+        let needed = quick.errors.failures_to_threshold();
+        assert!(needed <= 25, "{needed} failures to the threshold");
+        let (at, abort) = first_abort(&quick, [ERROR; 100], Some(OK)).unwrap();
+        assert_eq!(at, needed);
+        assert_eq!(abort.reason, AbortReason::ServerErrors);
+        assert_eq!(abort.evidence.canary.bad, needed);
+        // min_requests holds the abort back, never forward.
+        let (at, _) = first_abort(&guard(20, false), [ERROR; 100], Some(OK)).unwrap();
+        assert_eq!(at, needed.max(20));
     }
 
     #[test]
-    fn shared_failure_does_not_abort() {
-        assert!(!guard().should_abort(counts(100, 20), counts(400, 80)));
-        assert!(!guard().should_abort(counts(100, 20), counts(400, 90)));
-        // Sampling noise: 24 % against 20 % over 100 responses is not evidence.
-        assert!(!guard().should_abort(counts(100, 24), counts(400, 80)));
-        assert!(guard().should_abort(counts(100, 40), counts(400, 80)));
+    fn last_step_canary_is_judged_alone() {
+        let (at, _) = first_abort(&guard(1, false), [ERROR; 100], None).unwrap();
+        assert_eq!(at, guard(1, false).errors.failures_to_threshold());
     }
 
     #[test]
-    fn canary_failing_ten_percent_beside_a_clean_stable_aborts() {
-        assert!(guard().should_abort(counts(100, 10), counts(1000, 0)));
-        assert!(guard().should_abort(counts(20, 20), counts(20, 0)));
+    fn others_failing_alike_block_the_abort() {
+        // Both hard down: the others' 100 % 5xx is the canary's reference.
+        assert_eq!(
+            first_abort(&guard(1, false), [ERROR; 10_000], Some(ERROR)),
+            None
+        );
     }
 
     #[test]
-    fn failing_stable_does_not_abort_a_healthy_canary() {
-        assert!(!guard().should_abort(counts(100, 0), counts(900, 90)));
+    fn others_silent_in_the_span_but_live_in_the_window_block_the_abort() {
+        let guard = guard(1, false);
+        let mut state = GuardState::default();
+        state.others(&guard, 0, 1, 0, 0);
+        for i in 0..100 {
+            assert_eq!(state.canary(&guard, 1 + i, ERROR), None);
+        }
+        // Once the window has passed without them, the canary is judged alone.
+        assert!(state.canary(&guard, 31_000, ERROR).is_some());
+    }
+
+    #[test]
+    fn slow_canary_aborts_for_latency() {
+        let (at, abort) = first_abort(&guard(1, true), [SLOW; 100], Some(OK)).unwrap();
+        assert_eq!(abort.reason, AbortReason::Latency);
+        assert!(at <= 25, "{at}");
+        assert_eq!(first_abort(&guard(1, false), [SLOW; 100], Some(OK)), None);
     }
 
     #[test]
     fn window_forgets_old_responses() {
         let mut window = Window::new(30);
         for second in 0..10 {
-            window.record(second * 1000, true, StatusClass::ServerError);
-            window.record(second * 1000 + 500, false, StatusClass::Success);
+            window.record_answer(second * 1000, true, ERROR);
+            window.record_answer(second * 1000 + 500, false, OK);
         }
         assert_eq!(window.totals(9_999), (counts(10, 10), counts(10, 0)));
         // At 35 s the window is (5 s, 35 s]: seconds 6..=9 remain.
         assert_eq!(window.totals(35_000).0, counts(4, 4));
         assert_eq!(window.totals(60_000), (counts(0, 0), counts(0, 0)));
         // A reused slot starts from zero.
-        window.record(40_000, true, StatusClass::Success);
+        window.record_answer(40_000, true, OK);
         assert_eq!(window.totals(40_000).0, counts(1, 0));
     }
 
     #[test]
     fn a_late_response_older_than_the_window_erases_nothing() {
         let mut window = Window::new(30);
-        window.record(31_000, true, StatusClass::ServerError);
-        window.record(1_000, true, StatusClass::Success);
+        window.record_answer(31_000, true, ERROR);
+        window.record_answer(1_000, true, OK);
         assert_eq!(window.totals(31_000).0, counts(1, 1));
     }
 

@@ -9,6 +9,7 @@
 //! others keep their proportions, which is exactly what a step does: a key on the canary at
 //! 20 % is still on it at 40 %, and an abort sends every key back where the lower levels put it.
 
+pub mod cusum;
 pub mod guard;
 pub mod time;
 
