@@ -5,6 +5,7 @@
 
 use crate::config::raw::RawConfig;
 use crate::config::{Config, FilterKind};
+use crate::rollout::guard::{Guard, SILENT_ANSWERS};
 use crate::rollout::time::format_rfc3339;
 use crate::rollout::Rollout;
 use crate::routing::keys::{KeySource, ValueMatch};
@@ -276,13 +277,36 @@ fn describe_rollout(out: &mut String, rollout: &Rollout, canary: &str) {
         let _ = writeln!(out, "    step {}: {share} %{begins}, {holds}", index + 1);
     }
     if let Some(guard) = &rollout.guard {
+        describe_guard(out, guard, canary);
+    }
+}
+
+/// The guard's rule in words: what it aborts on, how fast, and how rarely by mistake.
+fn describe_guard(out: &mut String, guard: &Guard, canary: &str) {
+    let test = &guard.errors;
+    let _ = writeln!(
+        out,
+        "  guard: abort when {canary}'s 5xx share is above {} %, judged by a CUSUM after every \
+         answer (built to catch {}× = {} %; a hard-down canary is aborted at its {}th answer, one \
+         at {} % in under {} % of days at 1,000 answers/s), from its {}th answer, and only if it \
+         fails more than the other backends over the same answers (judged alone after {} s and \
+         {SILENT_ANSWERS} of its answers without theirs)",
+        guard.max_error_rate * 100.0,
+        guard.sensitivity,
+        test.bad * 100.0,
+        test.failures_to_threshold().max(guard.min_requests),
+        test.limit * 50.0,
+        guard.false_abort_rate * 100.0,
+        guard.min_requests,
+        guard.window_s,
+    );
+    if let Some(latency) = &guard.latency {
         let _ = writeln!(
             out,
-            "  guard: abort when {canary} has >= {} answers in {} s, more than {} % of them 5xx \
-             and clearly more than the other backends'",
-            guard.min_requests,
-            guard.window_s,
-            guard.max_error_rate * 100.0
+            "  latency guard: abort when more than {} % of {canary}'s answers take over {} ms \
+             (response headers after request headers; Envoy's 504 counts), by the same test",
+            latency.max_slow_rate * 100.0,
+            latency.max_latency_ms
         );
     }
 }

@@ -339,6 +339,22 @@ mod tests {
                 "route \"r\": rollout.guard.window_s: expected an integer 1..=3600, got 3601",
             ),
             (
+                json!({"canary": "canary", "guard": {"max_error_rate": 0.1, "min_requests": 5, "window_s": 30, "sensitivity": 1}}),
+                "route \"r\": rollout.guard.sensitivity: expected a number 1.5..=10, got 1",
+            ),
+            (
+                json!({"canary": "canary", "guard": {"max_error_rate": 0.1, "min_requests": 5, "window_s": 30, "false_abort_rate": 0}}),
+                "route \"r\": rollout.guard.false_abort_rate: expected a number 0.000001..=0.5, got 0",
+            ),
+            (
+                json!({"canary": "canary", "guard": {"max_error_rate": 0.1, "min_requests": 5, "window_s": 30, "max_latency_ms": 0}}),
+                "route \"r\": rollout.guard.max_latency_ms: expected an integer 1..=600000, got 0",
+            ),
+            (
+                json!({"canary": "canary", "guard": {"max_error_rate": 0.1, "min_requests": 5, "window_s": 30, "max_slow_rate": 0.05}}),
+                "route \"r\": rollout.guard.max_slow_rate: has no effect without `max_latency_ms`; add it or remove this",
+            ),
+            (
                 json!({"canary": "canary", "stpes": []}),
                 "route \"r\": rollout.stpes: unknown field `stpes`, expected one of `canary`, `start`, `steps`, `guard`",
             ),
@@ -371,6 +387,40 @@ mod tests {
         let rollout = config.routes[0].rollout.as_ref().unwrap();
         assert!(rollout.steps.is_empty());
         assert_eq!(rollout.guard.as_ref().unwrap().min_requests, 50);
+    }
+
+    #[test]
+    fn guard_defaults_and_latency() {
+        let compile = |guard: Value| {
+            let config = Config::from_json(
+                route(json!({"canary": "canary", "guard": guard}))
+                    .to_string()
+                    .as_bytes(),
+            )
+            .unwrap();
+            config.routes[0]
+                .rollout
+                .as_ref()
+                .unwrap()
+                .guard
+                .clone()
+                .unwrap()
+        };
+        let plain = compile(json!({"max_error_rate": 0.05, "min_requests": 20, "window_s": 30}));
+        assert_eq!((plain.sensitivity, plain.false_abort_rate), (2.0, 0.01));
+        assert_eq!(plain.latency, None);
+        let explicit = compile(
+            json!({"max_error_rate": 0.05, "min_requests": 20, "window_s": 30,
+            "sensitivity": 2, "false_abort_rate": 0.01}),
+        );
+        assert_eq!(plain, explicit);
+        let latency = compile(
+            json!({"max_error_rate": 0.05, "min_requests": 20, "window_s": 30,
+            "max_latency_ms": 250, "sensitivity": 3}),
+        );
+        let slow = latency.latency.unwrap();
+        assert_eq!((slow.max_latency_ms, slow.max_slow_rate), (250, 0.01));
+        assert_eq!(slow.test.bad, 0.03);
     }
 
     #[test]

@@ -84,7 +84,14 @@ pub struct GuardState {
     pub canary_answers: u64,
     /// When the other backends last answered (ms).
     pub last_other_ms: i64,
+    /// Canary answers since the other backends last answered.
+    pub canary_since_others: u64,
 }
+
+/// The other backends count as gone (the canary is judged alone) only after this many canary
+/// answers without one of theirs, besides `window_s`: at 90 % canary traffic, 128 answers in a
+/// row are the canary's with probability 0.9^128 ≈ 1.4e-6.
+pub const SILENT_ANSWERS: u64 = 128;
 
 impl Default for GuardState {
     fn default() -> Self {
@@ -93,6 +100,7 @@ impl Default for GuardState {
             slow: Cusum::default(),
             canary_answers: 0,
             last_other_ms: i64::MIN,
+            canary_since_others: 0,
         }
     }
 }
@@ -111,16 +119,26 @@ impl Guard {
                 server_error: failed,
                 slow: false,
             };
-            aborted |= state.canary(self, 1, answer).is_some();
+            aborted |= state
+                .canary(self, 1, answer, others.responses > 0)
+                .is_some();
         }
         aborted
     }
 }
 
 impl GuardState {
-    /// One canary answer at `now_ms`; `Some` when it aborts the rollout.
-    pub fn canary(&mut self, guard: &Guard, now_ms: i64, answer: Answer) -> Option<Abort> {
+    /// One canary answer at `now_ms`; `Some` when it aborts the rollout. `others_routed`: the
+    /// weights in force send the other backends some traffic (false at the last step).
+    pub fn canary(
+        &mut self,
+        guard: &Guard,
+        now_ms: i64,
+        answer: Answer,
+        others_routed: bool,
+    ) -> Option<Abort> {
         self.canary_answers += 1;
+        self.canary_since_others += 1;
         self.errors.canary(&guard.errors, answer.server_error);
         if let Some(latency) = &guard.latency {
             self.slow.canary(&latency.test, answer.slow);
@@ -129,7 +147,9 @@ impl GuardState {
             return None;
         }
         let window_ms = i64::from(guard.window_s) * 1000;
-        let alone = now_ms.saturating_sub(self.last_other_ms) >= window_ms;
+        let alone = !others_routed
+            || (self.canary_since_others >= SILENT_ANSWERS
+                && now_ms.saturating_sub(self.last_other_ms) >= window_ms);
         let judge = |cusum: &Cusum, test: &Test, reason: AbortReason| {
             (cusum.alarmed(test) && cusum.worse_than_others(test, alone)).then_some(Abort {
                 reason,
@@ -156,6 +176,7 @@ impl GuardState {
             return;
         }
         self.last_other_ms = self.last_other_ms.max(now_ms);
+        self.canary_since_others = 0;
         self.errors.others(answers, server_errors);
         if guard.latency.is_some() {
             self.slow.others(answers, slow);
@@ -393,7 +414,7 @@ mod tests {
         let mut state = GuardState::default();
         for (i, answer) in answers.into_iter().enumerate() {
             let now = i as i64 * 10;
-            if let Some(abort) = state.canary(guard, now, answer) {
+            if let Some(abort) = state.canary(guard, now, answer, other.is_some()) {
                 return Some((i as u64 + 1, abort));
             }
             if let Some(other) = other {
@@ -439,15 +460,22 @@ mod tests {
     }
 
     #[test]
-    fn others_silent_in_the_span_but_live_in_the_window_block_the_abort() {
+    fn silent_others_are_gone_after_the_window_and_128_canary_answers() {
         let guard = guard(1, false);
         let mut state = GuardState::default();
         state.others(&guard, 0, 1, 0, 0);
-        for i in 0..100 {
-            assert_eq!(state.canary(&guard, 1 + i, ERROR), None);
+        // Within the window: no comparison possible, no abort however bad the canary.
+        for i in 0..200 {
+            assert_eq!(state.canary(&guard, 1 + i, ERROR, true), None);
         }
-        // Once the window has passed without them, the canary is judged alone.
-        assert!(state.canary(&guard, 31_000, ERROR).is_some());
+        // Past it, and past 128 canary answers since the others' last: judged alone.
+        assert!(state.canary(&guard, 31_000, ERROR, true).is_some());
+        let mut state = GuardState::default();
+        state.others(&guard, 0, 1, 0, 0);
+        for _ in 0..SILENT_ANSWERS - 1 {
+            assert_eq!(state.canary(&guard, 40_000, ERROR, true), None);
+        }
+        assert!(state.canary(&guard, 40_000, ERROR, true).is_some());
     }
 
     #[test]

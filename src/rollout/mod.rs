@@ -11,6 +11,8 @@
 
 pub mod cusum;
 pub mod guard;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod run_length;
 pub mod time;
 
 use crate::weights::WeightTable;
