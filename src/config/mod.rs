@@ -7,10 +7,12 @@ pub mod raw;
 mod release;
 mod rollout;
 mod tcp;
+mod tcp_rollout;
 mod values;
 
 pub use error::ConfigError;
 pub use tcp::{FilterKind, TcpRoute, TCP_ROOT_ID};
+pub use tcp_rollout::TcpRollout;
 
 use crate::hosts::HostPattern;
 use crate::mirror::Mirror;
@@ -142,7 +144,7 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         }
         None => Vec::new(),
     };
-    let tcp_routes = match raw.tcp_routes {
+    let mut tcp_routes = match raw.tcp_routes {
         Some(raw_tcp) => tcp::compile_tcp_routes(raw_tcp)?,
         None => Vec::new(),
     };
@@ -155,6 +157,7 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         names.add(&raw_route.name, index, &label)?;
         routes.push(compile_route(raw_route, &label)?);
     }
+    tcp_rollout::resolve_follows(&mut tcp_routes, &routes)?;
     let response_header = raw
         .response_header
         .map(|name| check_header_name(&name))

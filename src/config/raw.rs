@@ -78,6 +78,36 @@ pub struct RawTcpRoute {
     /// Hash the client's IP address onto the weights: one client stays on one backend,
     /// monotone when weights ramp.
     pub sticky: Option<Object<RawTcpSticky>>,
+    /// A canary that ramps by the clock (`steps` from `start`, as an HTTP route's rollout),
+    /// and that can stop with an HTTP route's guard (`follow`).
+    pub rollout: Option<Object<RawTcpRollout>>,
+}
+
+/// A TCP route's rollout: the same steps and clock as an HTTP route's, without a guard of its
+/// own (a connection has no status); `follow` takes the abort of an HTTP route's guard.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+#[cfg_attr(
+    not(target_arch = "wasm32"),
+    schemars(rename = "TcpRollout", title = "TCP rollout")
+)]
+#[serde(deny_unknown_fields)]
+pub struct RawTcpRollout {
+    /// The `cluster` of one of the route's backends: the one that ramps (and that an abort of
+    /// the followed route takes out of new connections).
+    #[cfg_attr(not(target_arch = "wasm32"), schemars(length(min = 1)))]
+    pub canary: String,
+    /// RFC 3339 time when step 1 begins, as for HTTP rollouts. Required with `steps`.
+    pub start: Option<String>,
+    /// As for HTTP rollouts: the canary's share per step, never decreasing.
+    #[cfg_attr(not(target_arch = "wasm32"), schemars(length(min = 1)))]
+    pub steps: Option<Vec<Object<RawStep>>>,
+    /// The `name` of an HTTP route of this configuration whose rollout has a `guard`: when
+    /// that guard aborts, new connections stop going to this canary. The network filter reads
+    /// the abort from the host's shared data, so give it the same configuration and `vm_id`
+    /// as the HTTP filter.
+    #[cfg_attr(not(target_arch = "wasm32"), schemars(length(min = 1)))]
+    pub follow: Option<String>,
 }
 
 /// One backend of a TCP route: a cluster and its weight.
@@ -403,6 +433,10 @@ impl Described for RawCompare {
 
 impl Described for RawSticky {
     const EXPECTED: &'static str = "a sticky object";
+}
+
+impl Described for RawTcpRollout {
+    const EXPECTED: &'static str = "a tcp rollout object";
 }
 
 impl Described for RawTcpRoute {

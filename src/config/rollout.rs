@@ -24,6 +24,18 @@ pub(super) fn compile(
     route_name: &str,
     label: &str,
 ) -> Result<Rollout, ConfigError> {
+    let bare = "give `steps` (with `start`), a `guard`, or both; a canary alone does nothing";
+    compile_schedule(raw, backends, (route_name, label), Some(bare))
+}
+
+/// The canary, the steps' times and tables, and the guard of a rollout (HTTP, or TCP without
+/// a guard). `bare`: why a rollout with neither steps nor guard is refused (`None`: it is not).
+pub(super) fn compile_schedule(
+    raw: RawRollout,
+    backends: &[Backend],
+    (route_name, label): (&str, &str),
+    bare: Option<&str>,
+) -> Result<Rollout, ConfigError> {
     let error =
         |field: &str, message: String| in_route(label, &format!("rollout.{field}"), message);
     let canary = backends
@@ -84,12 +96,8 @@ pub(super) fn compile(
         }
         (None, None) => None,
     };
-    if raw.steps.is_none() && raw.guard.is_none() {
-        return Err(in_route(
-            label,
-            "rollout",
-            "give `steps` (with `start`), a `guard`, or both; a canary alone does nothing",
-        ));
+    if let Some(message) = bare.filter(|_| raw.steps.is_none() && raw.guard.is_none()) {
+        return Err(in_route(label, "rollout", message));
     }
     let raw_steps = raw.steps.unwrap_or_default();
     if start_ms.is_some() && raw_steps.is_empty() {

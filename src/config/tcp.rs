@@ -4,6 +4,7 @@
 
 use super::error::in_route;
 use super::raw::{RawTcpRoute, RawTcpSticky};
+use super::tcp_rollout::{self, TcpRollout};
 use super::{
     check_backend_cluster, check_label, require_backends, values, weight_table, Config,
     ConfigError, UniqueNames,
@@ -46,6 +47,8 @@ pub struct TcpRoute {
     pub split: WeightTable,
     /// The backend is chosen by the client's IP address.
     pub sticky_source_address: bool,
+    /// Steps by the clock, and the HTTP route whose abort this canary follows.
+    pub rollout: Option<TcpRollout>,
 }
 
 impl Config {
@@ -134,11 +137,18 @@ fn compile_tcp_route(raw: RawTcpRoute, label: &str) -> Result<TcpRoute, ConfigEr
             source_address: true
         }))
     );
+    let rollout = match raw.rollout {
+        Some(values::Object(rollout)) => Some(tcp_rollout::compile(
+            rollout, &clusters, &weights, &raw.name, label,
+        )?),
+        None => None,
+    };
     Ok(TcpRoute {
         name: raw.name,
         sni_hosts,
         clusters,
         split,
         sticky_source_address,
+        rollout,
     })
 }

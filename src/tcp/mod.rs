@@ -53,22 +53,42 @@ pub fn match_route(routes: &[TcpRoute], sni: &[u8]) -> Option<usize> {
 }
 
 /// The backend of `route` for a connection from `source` (Envoy's `source.address`, read only
-/// when the route is sticky: `source_address` is called at most once).
+/// when the route is sticky: `source_address` is called at most once), by the route's
+/// configured weights.
 pub fn choose_backend(
     route: &TcpRoute,
     source_address: impl FnOnce() -> Option<Vec<u8>>,
     rng: &mut Rng,
 ) -> (usize, TcpReason) {
+    choose_backend_at(route, 0, false, source_address, rng)
+}
+
+/// As [`choose_backend`], by the weights in force: the rollout's at `step` (0: before
+/// `start`), with the canary at 0 once the followed HTTP route is `aborted`. A rollout's tables
+/// put the canary last, so a client address on the canary stays on it as steps raise its share.
+pub fn choose_backend_at(
+    route: &TcpRoute,
+    step: usize,
+    aborted: bool,
+    source_address: impl FnOnce() -> Option<Vec<u8>>,
+    rng: &mut Rng,
+) -> (usize, TcpReason) {
+    let schedule = route.rollout.as_ref().map(|r| &r.schedule);
+    let table = match schedule {
+        Some(schedule) => schedule.table(step, aborted),
+        None => &route.split,
+    };
+    let backend = |position: usize| schedule.map_or(position, |s| s.backend_at(position));
     if route.sticky_source_address {
         if let Some(address) = source_address() {
             let ip = ip_of(&address);
             if !ip.is_empty() {
-                let backend = sticky_backend(ip, route.split.cumulative());
-                return (backend, TcpReason::Sticky);
+                let position = sticky_backend(ip, table.cumulative());
+                return (backend(position), TcpReason::Sticky);
             }
         }
     }
-    (route.split.pick(rng), TcpReason::Weight)
+    (backend(table.pick(rng)), TcpReason::Weight)
 }
 
 /// The IP address of Envoy's `source.address`, without the port: `10.0.0.1:5000` → `10.0.0.1`,

@@ -164,3 +164,154 @@ fn reasons_index_in_order() {
         assert_eq!(reason.index(), i);
     }
 }
+
+const START: &str = "2026-12-01T10:00:00Z";
+/// `START` in ms since the epoch.
+const START_MS: i64 = 1_796_119_200_000;
+
+fn with_rollout(rollout: serde_json::Value, sticky: bool) -> Config {
+    let mut route = json!({"name": "tls", "sni_hosts": ["tls.local"],
+        "backends": [{"cluster": "canary", "weight": 0}, {"cluster": "stable-a", "weight": 60},
+            {"cluster": "stable-b", "weight": 40}],
+        "rollout": rollout});
+    if sticky {
+        route["sticky"] = json!({"source_address": true});
+    }
+    tcp_config(json!([route]))
+}
+
+fn ramp() -> serde_json::Value {
+    json!({"canary": "canary", "start": START,
+        "steps": [{"weight": 10, "hold_s": 60}, {"weight": 50, "hold_s": 60}, {"weight": 100}]})
+}
+
+#[test]
+fn rollout_ramps_connections_by_the_clock() {
+    let config = with_rollout(ramp(), false);
+    let route = &config.tcp_routes[0];
+    let schedule = &route.rollout.as_ref().unwrap().schedule;
+    assert_eq!(schedule.start_ms, Some(START_MS));
+    let mut rng = Rng::from_seed(3);
+    let n = 20_000;
+    for (now, expected) in [
+        (START_MS - 1, 0.0),
+        (START_MS, 0.10),
+        (START_MS + 60_000, 0.50),
+        (START_MS + 120_000, 1.0),
+    ] {
+        let step = schedule.span_at(now).step;
+        let canary = (0..n)
+            .filter(|_| choose_backend_at(route, step, false, || None, &mut rng).0 == 0)
+            .count() as f64
+            / f64::from(n);
+        let sigma = (expected * (1.0 - expected) / f64::from(n)).sqrt();
+        assert!(
+            (canary - expected).abs() <= 4.0 * sigma + 1e-12,
+            "at {now}: {canary} against {expected}"
+        );
+        // After an abort the canary gets no new connection, whatever the step.
+        assert!((0..1000).all(|_| choose_backend_at(route, step, true, || None, &mut rng).0 != 0));
+    }
+}
+
+#[test]
+fn sticky_addresses_only_move_toward_the_canary_and_back_on_abort() {
+    let config = with_rollout(ramp(), true);
+    let route = &config.tcp_routes[0];
+    let mut rng = Rng::from_seed(5);
+    let addresses: Vec<Vec<u8>> = (0..2000)
+        .map(|i| format!("10.0.{}.{}:4000", i / 256, i % 256).into_bytes())
+        .collect();
+    let at = |step: usize, aborted: bool, rng: &mut Rng| -> Vec<usize> {
+        addresses
+            .iter()
+            .map(|a| choose_backend_at(route, step, aborted, || Some(a.clone()), rng).0)
+            .collect()
+    };
+    let before = at(0, false, &mut rng);
+    let steps: Vec<Vec<usize>> = (1..=3).map(|step| at(step, false, &mut rng)).collect();
+    let aborted = at(2, true, &mut rng);
+    for (i, address) in addresses.iter().enumerate() {
+        let mut previous = before[i];
+        for choices in &steps {
+            // Either unchanged, or moved to the canary (backend 0).
+            assert!(
+                choices[i] == previous || choices[i] == 0,
+                "{:?} moved from {previous} to {}",
+                String::from_utf8_lossy(address),
+                choices[i]
+            );
+            previous = choices[i];
+        }
+        // The abort sends every address back where the configured weights put it.
+        assert_eq!(aborted[i], before[i]);
+    }
+    let on_canary = |choices: &Vec<usize>| choices.iter().filter(|&&b| b == 0).count();
+    assert_eq!(on_canary(&steps[2]), addresses.len());
+    assert!(on_canary(&steps[0]) > 100 && on_canary(&steps[0]) < 320);
+}
+
+#[test]
+fn follow_names_a_guarded_http_route() {
+    let http = |guard: bool| {
+        let mut rollout = json!({"canary": "canary", "start": START, "steps": [{"weight": 20}]});
+        if guard {
+            rollout["guard"] = json!({"max_error_rate": 0.05, "min_requests": 20, "window_s": 30});
+        }
+        json!([{"name": "web", "backends": [{"cluster": "stable"}, {"cluster": "canary", "weight": 0}],
+            "rollout": rollout}])
+    };
+    let tcp = |rollout: serde_json::Value| {
+        json!([{"name": "tls", "backends": [{"cluster": "stable"}, {"cluster": "canary", "weight": 0}],
+            "rollout": rollout}])
+    };
+    let load = |routes: serde_json::Value, tcp_routes: serde_json::Value| {
+        Config::from_json(
+            json!({"routes": routes, "tcp_routes": tcp_routes})
+                .to_string()
+                .as_bytes(),
+        )
+    };
+    let config = load(
+        http(true),
+        tcp(json!({"canary": "canary", "follow": "web"})),
+    )
+    .unwrap();
+    let rollout = config.tcp_routes[0].rollout.as_ref().unwrap();
+    assert_eq!(rollout.follow, Some(0));
+    assert!(rollout.schedule.steps.is_empty());
+    for (routes, rollout, expected) in [
+        (
+            http(true),
+            json!({"canary": "canary", "follow": "webb"}),
+            "tcp_route \"tls\": rollout.follow: no HTTP route is named \"webb\" in `routes` of this configuration",
+        ),
+        (
+            http(false),
+            json!({"canary": "canary", "follow": "web"}),
+            "tcp_route \"tls\": rollout.follow: route \"web\" has no rollout guard whose abort could be followed",
+        ),
+        (
+            http(true),
+            json!({"canary": "canary"}),
+            "tcp_route \"tls\": rollout: give `steps` (with `start`), `follow`, or both; a canary alone does nothing",
+        ),
+        (
+            http(true),
+            json!({"canary": "canry", "follow": "web"}),
+            "tcp_route \"tls\": rollout.canary: \"canry\" is not the cluster of one of this route's backends",
+        ),
+        (
+            http(true),
+            json!({"canary": "canary", "steps": [{"weight": 20}]}),
+            "tcp_route \"tls\": rollout.start: required with `steps`: the RFC 3339 time step 1 begins",
+        ),
+        (
+            http(true),
+            json!({"canary": "canary", "guard": {}}),
+            "tcp_route \"tls\": rollout.guard: unknown field `guard`, expected one of `canary`, `start`, `steps`, `follow`",
+        ),
+    ] {
+        assert_eq!(load(routes, tcp(rollout.clone())).unwrap_err().0, expected, "{rollout}");
+    }
+}
