@@ -206,8 +206,9 @@ fn promote_yaml_edits_only_the_start_line_and_the_steps_done() {
     assert_eq!(edited.text, expected);
     let full = edit("p.yaml", YAML, "web", Action::Promote { full: true }, now).unwrap();
     assert!(
-        full.text
-            .contains("        steps:\n        - weight: 100\n      mirrors:"),
+        full.text.contains(
+            "        steps:\n        # manual gate\n        - weight: 100\n      mirrors:"
+        ),
         "{}",
         full.text
     );
