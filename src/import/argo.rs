@@ -132,19 +132,23 @@ pub fn import(
             .unwrap_or_default();
         let mut entries: Vec<usize> = Vec::new();
         let named = list(rollout, &reference, "routes", &at)?;
-        if named.is_empty() && reference.get("tlsRoutes").is_none() {
-            if http.len() != 1 {
-                return Err(error(
-                    rollout,
-                    &format!("{at}.routes"),
-                    &format!(
-                        "missing, and VirtualService {} has {} http routes: name them",
-                        vs.name,
-                        http.len()
-                    ),
-                ));
+        // Argo: `routes` may be left out when the VirtualService has a single http route.
+        if named.is_empty() {
+            match http.len() {
+                0 => {}
+                1 => entries.push(0),
+                n if reference.get("tlsRoutes").is_none() => {
+                    return Err(error(
+                        rollout,
+                        &format!("{at}.routes"),
+                        &format!(
+                            "missing, and VirtualService {} has {n} http routes: name them",
+                            vs.name
+                        ),
+                    ))
+                }
+                _ => {}
             }
-            entries.push(0);
         }
         for (j, route) in named.iter().enumerate() {
             let route = route.as_str().unwrap_or_default();
