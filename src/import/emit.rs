@@ -119,7 +119,7 @@ pub fn wasm_plugins(imported: &Imported, name: &str, namespace: &str) -> (String
     }
     let text = documents
         .iter()
-        .map(|d| serde_yaml_ng::to_string(d).unwrap_or_default())
+        .map(|d| quote_start(&serde_yaml_ng::to_string(d).unwrap_or_default()))
         .collect::<Vec<_>>()
         .join("---\n");
     (text, notes)
@@ -215,4 +215,21 @@ fn header_routes(original: &Yaml, routes: &[&super::model::OutRoute]) -> Yaml {
     }
     spec.insert(key("http"), Yaml::Sequence(rewritten));
     document
+}
+
+/// A rollout's `start` quoted: unquoted, a YAML 1.1 reader (PyYAML, older tools) reads an RFC
+/// 3339 time as a timestamp instead of the string the filter expects.
+fn quote_start(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            let trimmed = line.trim_start();
+            match trimmed.strip_prefix("start: ") {
+                Some(value) if value.starts_with(|c: char| c.is_ascii_digit()) => {
+                    let indent = line.len() - trimmed.len();
+                    format!("{}start: \"{value}\"\n", " ".repeat(indent))
+                }
+                _ => format!("{line}\n"),
+            }
+        })
+        .collect()
 }
