@@ -42,13 +42,33 @@ fn text(value: &str) -> Yaml {
     Yaml::String(value.to_string())
 }
 
-/// A WasmPlugin carrying `config` (HTTP, or the network filter with `split-mirror-tcp`).
-fn wasm_plugin(name: &str, namespace: &str, tcp: bool, config: Yaml) -> Yaml {
+/// A WasmPlugin carrying `config` (HTTP, or the network filter with `split-mirror-tcp`), on
+/// the listeners of `ports` when there are some.
+fn wasm_plugin(name: &str, namespace: &str, tcp: bool, config: Yaml, ports: &[u16]) -> Yaml {
     let (plugin_name, kind) = if tcp {
         ("split-mirror-tcp", "NETWORK")
     } else {
         ("split-mirror", "HTTP")
     };
+    let mut spec = vec![
+        ("url", text(IMAGE)),
+        ("imagePullPolicy", text("IfNotPresent")),
+        ("pluginName", text(plugin_name)),
+        ("type", text(kind)),
+        ("phase", text("STATS")),
+    ];
+    if !ports.is_empty() {
+        let numbers = ports
+            .iter()
+            .map(|&p| map(vec![("number", Yaml::Number(p.into()))]))
+            .collect();
+        spec.push((
+            "match",
+            Yaml::Sequence(vec![map(vec![("ports", Yaml::Sequence(numbers))])]),
+        ));
+    }
+    spec.push(("failStrategy", text("FAIL_OPEN")));
+    spec.push(("pluginConfig", config));
     map(vec![
         ("apiVersion", text("extensions.istio.io/v1alpha1")),
         ("kind", text("WasmPlugin")),
@@ -56,18 +76,7 @@ fn wasm_plugin(name: &str, namespace: &str, tcp: bool, config: Yaml) -> Yaml {
             "metadata",
             map(vec![("name", text(name)), ("namespace", text(namespace))]),
         ),
-        (
-            "spec",
-            map(vec![
-                ("url", text(IMAGE)),
-                ("imagePullPolicy", text("IfNotPresent")),
-                ("pluginName", text(plugin_name)),
-                ("type", text(kind)),
-                ("phase", text("STATS")),
-                ("failStrategy", text("FAIL_OPEN")),
-                ("pluginConfig", config),
-            ]),
-        ),
+        ("spec", map(spec)),
     ])
 }
 
@@ -84,18 +93,29 @@ pub fn wasm_plugins(imported: &Imported, name: &str, namespace: &str) -> (String
             routes: config.routes.clone(),
             tcp_routes: Vec::new(),
         };
-        documents.push(wasm_plugin(name, namespace, false, to_yaml(&http)));
+        documents.push(wasm_plugin(name, namespace, false, to_yaml(&http), &[]));
     }
     if !config.tcp_routes.is_empty() {
         let tcp = OutConfig {
             routes: Vec::new(),
             tcp_routes: config.tcp_routes.clone(),
         };
+        // On the routes' ports only when every route has some (else: on every listener).
+        let mut ports: Vec<u16> = Vec::new();
+        if config.tcp_routes.iter().all(|r| !r.ports.is_empty()) {
+            for port in config.tcp_routes.iter().flat_map(|r| &r.ports) {
+                if !ports.contains(port) {
+                    ports.push(*port);
+                }
+            }
+        }
+        let tls_name = format!("{name}-tls");
         documents.push(wasm_plugin(
-            &format!("{name}-tls"),
+            &tls_name,
             namespace,
             true,
             to_yaml(&tcp),
+            &ports,
         ));
     }
     for (index, resource) in imported.resources.iter().enumerate() {

@@ -301,6 +301,7 @@ pub fn import_tls(
                     weight: b.weight,
                 })
                 .collect(),
+            ports: Vec::new(),
             origin: None,
         });
     }

@@ -79,6 +79,10 @@ pub struct OutTcpRoute {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sni_hosts: Option<Vec<String>>,
     pub backends: Vec<OutTcpBackend>,
+    /// The ports its source matched on (a VirtualService `tls[].match[].port`): the NETWORK
+    /// WasmPlugin's `match`.
+    #[serde(skip)]
+    pub ports: Vec<u16>,
     /// The VirtualService `tls[]` entry it came from: (resource index, entry index).
     #[serde(skip)]
     pub origin: Option<(usize, usize)>,
