@@ -166,6 +166,94 @@ fn import_output_passes_check_from_stdin() {
     );
 }
 
+/// `promote` and `resume` on the WasmPlugin YAML `import --wasmplugin` writes: only the `start`
+/// line and the steps done change, every other line stays, and `check` accepts the result.
+#[test]
+fn promote_and_resume_edit_a_wasmplugin_in_place() {
+    let dir = scratch_dir("import-promote-yaml");
+    let file = dir.join("split.yaml");
+    let original =
+        std::fs::read_to_string(repo_root().join("tests/import/argo-wasmplugin/stdout")).unwrap();
+    std::fs::write(&file, &original).unwrap();
+    let path = file.to_str().unwrap();
+    let route = "rollouts-demo-vsvc";
+    let run = |args: &[&str]| {
+        let output = split_mirror(args, None);
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            text(&output.stderr)
+        );
+        text(&output.stdout)
+    };
+    // Step 1 (20 %, pause {}) holds from 10:00: promoted at 10:20, step 2 (40 %) begins.
+    let said = run(&[
+        "promote",
+        path,
+        "--route",
+        route,
+        "--now",
+        "2026-12-01T10:20:00Z",
+    ]);
+    assert!(said.contains("step 1 of 5 (20 %) marked done"), "{said}");
+    let promoted = std::fs::read_to_string(&file).unwrap();
+    let expected = original
+        .replace(
+            "start: \"2026-12-01T10:00:00Z\"",
+            "start: \"2026-12-01T10:20:00Z\"",
+        )
+        .replacen("        - weight: 20\n", "", 1);
+    assert_eq!(promoted, expected);
+    // Resume: a new start, the same steps.
+    let said = run(&[
+        "resume",
+        path,
+        "--route",
+        route,
+        "--now",
+        "2026-12-01T10:30:00Z",
+    ]);
+    assert!(said.contains("new abort key"), "{said}");
+    let resumed = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(resumed, promoted.replace("10:20:00Z", "10:30:00Z"));
+    // --full: the last step only.
+    run(&[
+        "promote",
+        path,
+        "--route",
+        route,
+        "--full",
+        "--now",
+        "2026-12-01T10:31:00Z",
+    ]);
+    let full = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        full.contains("        steps:\n        - weight: 100\n"),
+        "{full}"
+    );
+    let checked = run(&["check", path]);
+    assert!(checked.contains("step 1: 100 %"), "{checked}");
+    // Nothing to promote at the last step: exit 1, the file untouched.
+    let refused = split_mirror(
+        &[
+            "promote",
+            path,
+            "--route",
+            route,
+            "--now",
+            "2026-12-01T10:32:00Z",
+        ],
+        None,
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains("already at its last step"),
+        "{}",
+        text(&refused.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), full);
+}
+
 fn imported_json(args: &[&str]) -> Value {
     let output = split_mirror(args, None);
     assert!(output.status.success(), "{}", text(&output.stderr));
