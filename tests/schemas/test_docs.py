@@ -8,9 +8,9 @@ The conventions a writer keeps (each check's failure message repeats its own):
    `routes[].mirrors[].compare.body` (`[]` for an array's items, `.` between keys). A property with
    a fixed set of values (a JSON Schema `enum`, such as `compare.body`) names each value in
    backticks in that same row. Conversely, every path in such a first cell is one the schema has.
-2. docs/metrics.md names every metric the filter builds in src/ (a string literal that starts with
-   `split_mirror_`, whole: `split_mirror_requests_total;route={route};...`) in backticks in the
-   first cell of a table row, and each of its labels (`;key=` in the name) in backticks in that
+2. docs/metrics.md names every metric the filter builds in src/ (outside test code: a string
+   literal that starts with `split_mirror_`, whole: `split_mirror_requests_total;route={route};...`)
+   in backticks in the first cell of a table row, and each of its labels (`;key=` in the name) in backticks in that
    same row. Conversely, every `split_mirror_` name in such a first cell is one src/ builds.
 3. Every relative link (`[text](target)`) in README.md, docs/*.md and examples/*/README.md, outside
    code, points to a file or folder that exists, and its `#anchor`, if any, to a heading of the
@@ -87,14 +87,31 @@ def table_rows(text):
     return rows
 
 
+def is_test_source(path):
+    return path.name == "tests.rs" or path.stem.endswith("_tests") or "tests" in path.parent.parts
+
+
+def non_test_lines(text):
+    """(line number, line) of a Rust file up to its inline test module (`#[cfg(test)]` at the top
+    level followed by `mod name {`), comment lines left out."""
+    lines = text.splitlines()
+    for number, line in enumerate(lines, 1):
+        if line.startswith("#[cfg(test)]"):
+            following = next((later for later in lines[number:] if later.strip()), "")
+            if re.match(r"(pub(\(\w+\))? )?mod \w+ \{", following):
+                return
+        if not line.lstrip().startswith("//"):
+            yield number, line
+
+
 def metric_names(source_root):
-    """{metric name: label keys} for every string literal in src/ that starts with `split_mirror_`
-    (comment lines skipped), and the places where a name is built from pieces."""
+    """{metric name: label keys} for every string literal in src/ (tests left out) that starts
+    with `split_mirror_`, and the places where a name is built from pieces."""
     metrics, pieces = {}, []
     for path in sorted(source_root.rglob("*.rs")):
-        for number, line in enumerate(path.read_text().splitlines(), 1):
-            if line.lstrip().startswith("//"):
-                continue
+        if is_test_source(path.relative_to(source_root)):
+            continue
+        for number, line in non_test_lines(path.read_text()):
             for name, rest in re.findall(r'"(split_mirror_[A-Za-z0-9_]*)((?:[^"\\]|\\.)*)"', line):
                 if name.endswith("_") or (rest and not rest.startswith(";")):
                     pieces.append(f"{path.relative_to(REPO)}:{number}")
@@ -208,6 +225,22 @@ class MetricsReference(unittest.TestCase):
                              "must name each of its labels in backticks")
         unknown = sorted(name for name in rows if name not in metrics)
         self.assertEqual(unknown, [], "docs/metrics.md documents metrics src/ does not define")
+
+
+class MetricCollection(unittest.TestCase):
+    def test_test_code_is_left_out(self):
+        """Tests may name made-up metrics; only the filter's own code counts."""
+        source = ('const A: &str = "split_mirror_a_total;route={route}";\n'
+                  '// "split_mirror_commented_total"\n'
+                  '#[cfg(test)]\nmod tests;\n'
+                  'const B: &str = "split_mirror_b_total";\n'
+                  '#[cfg(test)]\nmod tests {\n    const C: &str = "split_mirror_made_up_total";\n}\n')
+        found = [line for _, line in non_test_lines(source)]
+        self.assertIn('const B: &str = "split_mirror_b_total";', found)
+        self.assertFalse(any("made_up" in line or "commented" in line for line in found))
+        self.assertTrue(is_test_source(Path("rollout/state_tests.rs")))
+        self.assertTrue(is_test_source(Path("routing/index/tests.rs")))
+        self.assertFalse(is_test_source(Path("metrics.rs")))
 
 
 class Links(unittest.TestCase):
