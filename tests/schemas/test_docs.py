@@ -112,13 +112,27 @@ def metric_names(source_root):
         if is_test_source(path.relative_to(source_root)):
             continue
         for number, line in non_test_lines(path.read_text()):
-            for name, rest in re.findall(r'"(split_mirror_[A-Za-z0-9_]*)((?:[^"\\]|\\.)*)"', line):
-                if name.endswith("_") or (rest and not rest.startswith(";")):
-                    pieces.append(f"{path.relative_to(REPO)}:{number}")
-                    continue
-                labels = metrics.setdefault(name, set())
-                labels.update(re.findall(r";([A-Za-z_]+)=", rest))
+            for kind, name, labels in metric_literals(line):
+                if kind == "pieces":
+                    pieces.append(f"{path.relative_to(source_root.parent)}:{number}")
+                else:
+                    metrics.setdefault(name, set()).update(labels)
     return metrics, pieces
+
+
+def metric_literals(line):
+    """("metric", name, labels) for a string literal holding a whole metric name (alone, or with
+    `;key=` labels); ("pieces", name, ()) for one that starts a name to be completed elsewhere
+    (`"split_mirror_"`, `"split_mirror_{kind}_total"`). A literal that only mentions a name (a
+    PromQL query or selector: `"split_mirror_x{{route=...}}"`, or an escaped quote inside another
+    string) is neither."""
+    found = []
+    for name, rest in re.findall(r'(?<!\\)"(split_mirror_[A-Za-z0-9_]*)((?:[^"\\]|\\.)*)"', line):
+        if name.endswith("_") or (rest.startswith("{") and not rest.startswith("{{")):
+            found.append(("pieces", name, ()))
+        elif rest == "" or rest.startswith(";"):
+            found.append(("metric", name, tuple(re.findall(r";([A-Za-z_]+)=", rest))))
+    return found
 
 
 def github_anchor(heading):
@@ -228,7 +242,7 @@ class MetricsReference(unittest.TestCase):
 
 
 class MetricCollection(unittest.TestCase):
-    def test_test_code_is_left_out(self):
+    def test_definitions_are_told_from_mentions_and_test_code(self):
         """Tests may name made-up metrics; only the filter's own code counts."""
         source = ('const A: &str = "split_mirror_a_total;route={route}";\n'
                   '// "split_mirror_commented_total"\n'
@@ -238,6 +252,14 @@ class MetricCollection(unittest.TestCase):
         found = [line for _, line in non_test_lines(source)]
         self.assertIn('const B: &str = "split_mirror_b_total";', found)
         self.assertFalse(any("made_up" in line or "commented" in line for line in found))
+        self.assertEqual(metric_literals('format!("split_mirror_a_total;route={route};class={}")'),
+                         [("metric", "split_mirror_a_total", ("route", "class"))])
+        self.assertEqual(metric_literals('const N: &str = "split_mirror_gauge";'),
+                         [("metric", "split_mirror_gauge", ())])
+        self.assertEqual([kind for kind, _, _ in metric_literals('"split_mirror_" "split_mirror_{k}_total"')],
+                         ["pieces", "pieces"])
+        self.assertEqual(metric_literals('q("__name__=~\\"split_mirror_.+_total\\"") '
+                                         'format!("split_mirror_b_total{{{}}}", m)'), [])
         self.assertTrue(is_test_source(Path("rollout/state_tests.rs")))
         self.assertTrue(is_test_source(Path("routing/index/tests.rs")))
         self.assertFalse(is_test_source(Path("metrics.rs")))
