@@ -390,14 +390,14 @@ fn gauge(envoy: &Envoy, name: &str) -> u64 {
     envoy.stat(&format!("wasmcustom.{name};route=demo"))
 }
 
-/// The imported Rollout ramps by the clock: 0 before its start, 20 % for 3 s, then 50 % held
+/// The imported Rollout ramps by the clock: 0 before its start, 20 % for 4 s, then 50 % held
 /// (`pause: {}`); `promote` on the file moves it to the next step (100 %) at once.
 #[test]
 fn argo_rollout_ramps_by_the_clock_and_promote_advances_a_paused_step() {
     let dir = scratch_dir("import-argo");
-    let start_ms = now_ms() + 4000;
+    let start_ms = now_ms() + 5000;
     let steps =
-        "[{setWeight: 20}, {pause: {duration: 3}}, {setWeight: 50}, {pause: {}}, {setWeight: 100}]";
+        "[{setWeight: 20}, {pause: {duration: 4}}, {setWeight: 50}, {pause: {}}, {setWeight: 100}]";
     let config = import_to_file(&dir, &rollout_input(steps), start_ms);
     assert_eq!(
         config["routes"][0]["rollout"]["steps"]
@@ -417,20 +417,20 @@ fn argo_rollout_ramps_by_the_clock_and_promote_advances_a_paused_step() {
         "before the start the canary has its configured weight 0"
     );
     sleep_until(start_ms + 300);
-    let (first, first_total) = canary_share(&envoy, start_ms + 2700, 2000);
+    let (first, first_total) = canary_share(&envoy, start_ms + 3700, 2000);
     let observed = first as f64 / first_total as f64;
     assert!(
         first_total >= 150 && (observed - 0.2).abs() <= four_sigma(0.2, first_total),
         "step 1 (20 %): {first} of {first_total}"
     );
-    sleep_until(start_ms + 3300);
-    let (second, second_total) = canary_share(&envoy, start_ms + 6000, 800);
+    sleep_until(start_ms + 4300);
+    let (second, second_total) = canary_share(&envoy, start_ms + 7000, 800);
     let observed = second as f64 / second_total as f64;
     assert!(
         second_total >= 150 && (observed - 0.5).abs() <= four_sigma(0.5, second_total),
         "step 2 (50 %): {second} of {second_total}"
     );
-    sleep_until(start_ms + 6000);
+    sleep_until(start_ms + 7000);
     assert_eq!(
         gauge(&envoy, "split_mirror_rollout_step"),
         2,
