@@ -284,6 +284,17 @@ pub fn import_tls(
         ctx.note(route, "spec.parentRefs", "where the filter runs is the WasmPlugin's selector (or the Envoy it is loaded in), not the configuration");
     }
     let rules = list(route, &spec, "rules", "spec")?;
+    if rules.len() > 1 {
+        return Err(error(
+            route,
+            "spec.rules",
+            &format!(
+                "{} rules: a TLSRoute rule has no match, so which one a connection takes is not \
+                 the resource's to say; give one rule",
+                rules.len()
+            ),
+        ));
+    }
     for (i, rule) in rules.iter().enumerate() {
         let path = format!("spec.rules[{i}]");
         let backends = backends(ctx, route, rule, &path)?;
