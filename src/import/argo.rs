@@ -191,7 +191,19 @@ pub fn import(
                 });
             }
             if !found {
-                return Err(error(rollout, &at, &format!("VirtualService {} spec.http[{entry}] was not imported (see the lines above)", vs.name)));
+                let why = ctx
+                    .notes
+                    .iter()
+                    .find(|n| {
+                        n.contains(&format!("VirtualService/{}: spec.http[{entry}]", vs.name))
+                    })
+                    .cloned()
+                    .unwrap_or_default();
+                return Err(error(
+                    rollout,
+                    &at,
+                    &format!("the route it names is not imported, so its steps cannot be: {why}"),
+                ));
             }
         }
         for (j, tls) in list(rollout, &reference, "tlsRoutes", &at)?

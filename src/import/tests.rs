@@ -251,3 +251,24 @@ fn pause_durations_and_weights_sum_rules() {
         "{down}"
     );
 }
+
+#[test]
+fn a_rollout_on_a_route_left_to_the_virtual_service_says_why() {
+    let options = super::Options {
+        clusters: Some(Clusters::Plain),
+        port: None,
+        namespace: "default".into(),
+        domain: "example.com".into(),
+        start: "2026-12-01T10:00:00Z".into(),
+    };
+    let text = "kind: Rollout\napiVersion: argoproj.io/v1alpha1\nmetadata: {name: r}\nspec:\n  strategy:\n    canary:\n      canaryService: c\n      trafficRouting: {istio: {virtualService: {name: vs}}}\n      steps: [{setWeight: 10}]\n---\nkind: VirtualService\napiVersion: networking.istio.io/v1\nmetadata: {name: vs}\nspec:\n  hosts: [h]\n  http:\n  - match: [{uri: {regex: \"^/a\"}}]\n    route:\n    - {destination: {host: s}, weight: 100}\n    - {destination: {host: c}, weight: 0}\n";
+    let error = super::import(&[("t.yaml".into(), text.into())], &options).unwrap_err();
+    assert!(
+        error.starts_with("Rollout/r: spec.strategy.canary.trafficRouting.istio.virtualService:"),
+        "{error}"
+    );
+    assert!(
+        error.contains("spec.http[0].match[0].uri: an exact or regex path"),
+        "{error}"
+    );
+}
