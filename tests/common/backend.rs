@@ -54,6 +54,9 @@ pub struct Behavior {
     pub fail_one_in: usize,
     /// Requests whose path starts with this are answered 500.
     pub fail_path_prefix: Option<&'static str>,
+    /// Each request is answered 500 with this probability, drawn from a generator the test
+    /// seeds (failures at random, as production fails; never every K-th).
+    pub random_failures: Option<RandomFailures>,
     /// When set, decides the whole answer (then `status` and the failure settings are unused).
     pub respond: Option<Responder>,
 }
@@ -83,6 +86,15 @@ impl Behavior {
         }
     }
 
+    /// Answers 500 to each request with probability `p` (seeded: a run is reproducible up to
+    /// the order in which concurrent requests draw).
+    pub fn failing_at_random(p: f64, seed: u64) -> Self {
+        Behavior {
+            random_failures: Some(RandomFailures::new(p, seed)),
+            ..Behavior::default()
+        }
+    }
+
     /// Answers 500 to every request.
     pub fn failing() -> Self {
         Behavior {
@@ -107,8 +119,36 @@ impl Default for Behavior {
             delay: Duration::ZERO,
             fail_one_in: 0,
             fail_path_prefix: None,
+            random_failures: None,
             respond: None,
         }
+    }
+}
+
+/// A seeded generator shared by a backend's connections, drawing "does this request fail".
+#[derive(Clone)]
+pub struct RandomFailures {
+    probability: f64,
+    state: Arc<Mutex<u64>>,
+}
+
+impl RandomFailures {
+    pub fn new(probability: f64, seed: u64) -> Self {
+        RandomFailures {
+            probability,
+            state: Arc::new(Mutex::new(seed)),
+        }
+    }
+
+    /// splitmix64, then a uniform in [0, 1) against the probability.
+    pub fn fails(&self) -> bool {
+        let mut state = self.state.lock().unwrap();
+        *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        ((z >> 11) as f64 / (1u64 << 53) as f64) < self.probability
     }
 }
 
@@ -209,12 +249,15 @@ fn serve(mut stream: TcpStream, name: &str, behavior: &Behavior, received: &Mute
             received.push(request);
             received.len()
         };
-        let status =
-            if failing_path || (behavior.fail_one_in > 0 && count % behavior.fail_one_in == 0) {
-                500
-            } else {
-                behavior.status
-            };
+        let random_failure = behavior.random_failures.as_ref().is_some_and(|r| r.fails());
+        let status = if failing_path
+            || random_failure
+            || (behavior.fail_one_in > 0 && count % behavior.fail_one_in == 0)
+        {
+            500
+        } else {
+            behavior.status
+        };
         std::thread::sleep(behavior.delay);
         if let Some(reply) = reply {
             if stream.write_all(&encode(&reply, name)).is_err() {

@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod client;
 pub mod envoy;
+pub mod keepalive;
 pub mod load;
 
 use std::path::PathBuf;
