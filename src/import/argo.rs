@@ -215,23 +215,43 @@ pub fn import(
                     .iter()
                     .filter_map(Value::as_str)
                     .collect();
-            let route = out.tcp_routes.iter().find(|r| {
+            let route = out.tcp_routes.iter_mut().find(|r| {
                 r.origin.is_some_and(|(v, _)| v == vs_index)
                     && r.sni_hosts
                         .as_ref()
                         .is_some_and(|hosts| wanted.iter().all(|w| hosts.iter().any(|h| h == w)))
             });
-            match route {
-                Some(route) => ctx.note(
+            let Some(route) = route else {
+                return Err(error(
                     rollout,
                     &format!("{at}.tlsRoutes[{j}]"),
                     &format!(
-                        "steps on tcp route \"{}\": this filter version has no rollout on tcp_routes, so its weights stay as the VirtualService sets them",
-                        route.name
+                        "VirtualService {} has no tls route with these sniHosts",
+                        vs.name
                     ),
-                ),
-                None => return Err(error(rollout, &format!("{at}.tlsRoutes[{j}]"), &format!("VirtualService {} has no tls route with these sniHosts", vs.name))),
-            }
+                ));
+            };
+            let canary = route
+                .backends
+                .iter()
+                .find(|b| is_canary(&b.destination))
+                .map(|b| b.cluster.clone())
+                .ok_or_else(|| {
+                    error(
+                        rollout,
+                        &format!("{at}.tlsRoutes[{j}]"),
+                        &format!(
+                            "no destination of tcp route \"{}\" is the canary",
+                            route.name
+                        ),
+                    )
+                })?;
+            // The same steps and clock as the HTTP route: both ramp together.
+            route.rollout = Some(OutRollout {
+                canary,
+                start: start.clone(),
+                steps: steps.clone(),
+            });
         }
         if reference.get("tcpRoutes").is_some() {
             ctx.note(

@@ -310,8 +310,10 @@ pub fn import_tls(
                 .map(|b| OutTcpBackend {
                     cluster: b.cluster,
                     weight: b.weight,
+                    destination: b.destination,
                 })
                 .collect(),
+            rollout: None,
             ports: Vec::new(),
             origin: None,
         });

@@ -79,6 +79,9 @@ pub struct OutTcpRoute {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sni_hosts: Option<Vec<String>>,
     pub backends: Vec<OutTcpBackend>,
+    /// Steps of an Argo Rollout whose `tlsRoutes` name this route.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<OutRollout>,
     /// The ports its source matched on (a VirtualService `tls[].match[].port`): the NETWORK
     /// WasmPlugin's `match`.
     #[serde(skip)]
@@ -92,6 +95,9 @@ pub struct OutTcpRoute {
 pub struct OutTcpBackend {
     pub cluster: String,
     pub weight: u64,
+    /// The destination it came from (to find an Argo Rollout's canary among them).
+    #[serde(skip)]
+    pub destination: Destination,
 }
 
 /// A percentage as the filter reads it: an integer when whole, else at most 4 decimals.

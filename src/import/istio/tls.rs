@@ -65,8 +65,10 @@ pub fn tls_entry(
             .map(|b| OutTcpBackend {
                 cluster: b.cluster,
                 weight: b.weight,
+                destination: b.destination,
             })
             .collect(),
+        rollout: None,
         ports,
         origin: Some((index, i)),
     });
