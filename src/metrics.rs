@@ -8,7 +8,7 @@
 
 use crate::compare::Part;
 use crate::mirror::Skip;
-use crate::rollout::guard::StatusClass;
+use crate::rollout::guard::{AbortReason, StatusClass};
 use crate::routing::Reason;
 use crate::tcp::TcpReason;
 use std::cell::Cell;
@@ -197,6 +197,21 @@ pub fn responses_counter(route: &str, backend: &str, class: StatusClass) -> Stri
     format!(
         "split_mirror_responses_total;route={route};backend={backend};class={}",
         class.as_str()
+    )
+}
+
+/// `split_mirror_slow_responses_total;route=R;backend=C`: answers slower than the guard's
+/// `max_latency_ms` (504 included), for routes whose guard has one.
+pub fn slow_responses_counter(route: &str, backend: &str) -> String {
+    format!("split_mirror_slow_responses_total;route={route};backend={backend}")
+}
+
+/// `split_mirror_rollout_aborts_total;route=R;reason=5xx`: aborts this proxy's workers
+/// decided, by the test that fired (`5xx` or `latency`).
+pub fn rollout_aborts_counter(route: &str, reason: AbortReason) -> String {
+    format!(
+        "split_mirror_rollout_aborts_total;route={route};reason={}",
+        reason.as_str()
     )
 }
 
