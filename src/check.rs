@@ -337,6 +337,20 @@ fn tcp_summary(config: &Config, out: &mut String) {
         if route.sticky_source_address {
             let _ = writeln!(out, "  sticky: source address");
         }
+        if let Some(rollout) = &route.rollout {
+            let canary = route
+                .clusters
+                .get(rollout.schedule.canary)
+                .map_or("", String::as_str);
+            describe_rollout(out, &rollout.schedule, canary);
+            if let Some(followed) = rollout.follow.and_then(|i| config.routes.get(i)) {
+                let _ = writeln!(
+                    out,
+                    "  follows route \"{}\": its guard's abort stops new connections to {canary}",
+                    followed.name
+                );
+            }
+        }
     }
 }
 

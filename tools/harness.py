@@ -399,12 +399,12 @@ def compare_report(front, route, expected, wait_s=10):
 
 
 def with_rollout_start_now(config):
-    """`config` with every route's `rollout.start` set to now (UTC, RFC 3339): a scenario's
-    steps play from the moment the harness applies it."""
+    """`config` with every route's (HTTP and TCP) `rollout.start` set to now (UTC, RFC 3339):
+    a scenario's steps play from the moment the harness applies it, on one clock."""
     config = json.loads(json.dumps(config))
     now = time.time()
     start = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
-    for route in config["routes"]:
+    for route in config.get("routes", []) + config.get("tcp_routes", []):
         if "rollout" in route and "start" in route["rollout"]:
             route["rollout"]["start"] = start
     return config
