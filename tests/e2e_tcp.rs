@@ -8,7 +8,9 @@
 
 mod common;
 
-use common::envoy::{start_bootstrap, start_shipped_with, static_cluster, Envoy, FrontProxy};
+use common::envoy::{
+    start_bootstrap, start_shipped_with, static_cluster, wasm_filter, Envoy, FrontProxy,
+};
 use common::{free_port, repo_root, scratch_dir, wasm_path};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -212,16 +214,28 @@ impl Front {
     /// Backends and the front proxy in one Envoy (two workers); the front listener through
     /// file-based LDS so tests can update it.
     fn start(config: &Value) -> Front {
+        Front::start_with(config, |_| (Vec::new(), Vec::new()))
+    }
+
+    /// As [`Front::start`], with listeners and clusters `extra` makes from the backends'
+    /// ports (name, port).
+    fn start_with(
+        config: &Value,
+        extra: impl FnOnce(&[(&str, u16)]) -> (Vec<Value>, Vec<Value>),
+    ) -> Front {
         let dir = scratch_dir("tcp");
         let tls = Tls::make(&dir);
         let ports: Vec<(&str, u16)> = BACKENDS.iter().map(|n| (*n, free_port())).collect();
         let (admin, port) = (free_port(), free_port());
+        let (extra_listeners, extra_clusters) = extra(&ports);
         let bootstrap = json!({
             "node": {"id": "split-mirror-tcp-test", "cluster": "test"},
             "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
             "static_resources": {
-                "listeners": ports.iter().map(|(n, p)| backend_listener(&tls, n, *p)).collect::<Vec<_>>(),
-                "clusters": ports.iter().map(|(n, p)| static_cluster(n, *p)).collect::<Vec<_>>()
+                "listeners": ports.iter().map(|(n, p)| backend_listener(&tls, n, *p))
+                    .chain(extra_listeners).collect::<Vec<_>>(),
+                "clusters": ports.iter().map(|(n, p)| static_cluster(n, *p))
+                    .chain(extra_clusters).collect::<Vec<_>>()
             },
             "dynamic_resources": {"lds_config": {"resource_api_version": "V3",
                 "path_config_source": {"path": dir.join("lds.yaml").to_string_lossy()}}}
@@ -622,4 +636,125 @@ fn shipped_tls_harness_splits_by_sni() {
             .join("\n")
     );
     assert!(text.contains("split_mirror_tcp_unmatched_total{} 5"));
+}
+
+/// An HTTP listener on `port` with the HTTP filter (same `vm_id` as the network filter) and
+/// Envoy's router on the route header.
+fn http_listener(port: u16, config: &Value) -> Value {
+    json!({
+        "name": "front-http",
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+        "filter_chains": [{"filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix": "front_http",
+                "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [{
+                    "match": {"prefix": "/"},
+                    "route": {"cluster_header": "x-split-cluster"}}]}]},
+                "http_filters": [
+                    wasm_filter(&config.to_string()),
+                    {"name": "envoy.filters.http.router", "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
+                ]
+            }
+        }]}]
+    })
+}
+
+/// `offset_s` from now as RFC 3339 (UTC, whole seconds).
+fn rfc3339_in(offset_s: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + offset_s;
+    let (days, secs) = (now.div_euclid(86_400), now.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+#[test]
+fn tcp_rollout_ramps_by_the_clock_and_follows_the_http_guard() {
+    const RAMP_SNI: &str = "ramp.local";
+    const FOLLOW_SNI: &str = SNI;
+    // Nothing listens on the HTTP canary's port: Envoy answers 503, the guard aborts.
+    let (http_port, dead_port) = (free_port(), free_port());
+    let config = json!({
+        "routes": [{"name": "web", "backends": [{"cluster": "stable", "weight": 50},
+                                                 {"cluster": "dead", "weight": 50}],
+            "rollout": {"canary": "dead",
+                        "guard": {"max_error_rate": 0.05, "min_requests": 5, "window_s": 30}}}],
+        "tcp_routes": [
+            // Started 100 s ago: step 1 (10 %, 30 s) is over, step 2 (40 %) holds.
+            {"name": "ramp", "sni_hosts": [RAMP_SNI],
+             "backends": [{"cluster": "stable", "weight": 100}, {"cluster": "canary", "weight": 0}],
+             "rollout": {"canary": "canary", "start": rfc3339_in(-100),
+                         "steps": [{"weight": 10, "hold_s": 30}, {"weight": 40, "hold_s": 1000},
+                                   {"weight": 80}]}},
+            // 50 % by its configured weights, until the HTTP route's guard aborts.
+            {"name": "rollouts-demo-tls", "sni_hosts": [FOLLOW_SNI],
+             "backends": [{"cluster": "stable", "weight": 50}, {"cluster": "canary", "weight": 50}],
+             "rollout": {"canary": "canary", "follow": "web"}}
+        ]
+    });
+    // The HTTP route's `stable` is the backend listener's plain chain (it answers 200).
+    let front = Front::start_with(&config, |_| {
+        (
+            vec![http_listener(http_port, &config)],
+            vec![static_cluster("dead", dead_port)],
+        )
+    });
+    let n = 1200;
+    let ramp = served(front.connect(&[Job::tls(Some("ramp.local"), n)]).remove(0));
+    let canary = ramp.iter().filter(|b| *b == "canary").count();
+    let sigma = (0.4 * 0.6 / n as f64).sqrt();
+    assert!(
+        (canary as f64 / n as f64 - 0.4).abs() <= 4.0 * sigma,
+        "step 2 (40 %): {canary}/{n} to the canary"
+    );
+    let before = counts(&served(
+        front.connect(&[Job::tls(Some(FOLLOW_SNI), 400)]).remove(0),
+    ));
+    assert!(
+        before.get("canary").copied().unwrap_or(0) > 100,
+        "{before:?}"
+    );
+
+    // The HTTP route's canary fails: its guard aborts; the TLS canary follows within ~1 s.
+    for _ in 0..60 {
+        common::client::Request::get("/")
+            .host("web")
+            .try_send(http_port)
+            .ok();
+    }
+    assert!(front.envoy.wait_for_log("route \"web\": rollout aborted"));
+    let aborted_at = Instant::now();
+    std::thread::sleep(Duration::from_millis(1200));
+    let after = counts(&served(
+        front.connect(&[Job::tls(Some(FOLLOW_SNI), 400)]).remove(0),
+    ));
+    assert_eq!(
+        after.get("canary"),
+        None,
+        "after the followed abort: {after:?}"
+    );
+    eprintln!(
+        "ramp: {canary}/{n} at 40 %; follow: before {before:?}, {:.1} s after the abort {after:?}",
+        aborted_at.elapsed().as_secs_f64()
+    );
 }
