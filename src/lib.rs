@@ -9,11 +9,14 @@
 pub mod check;
 pub mod compare;
 pub mod config;
+pub mod hash;
 pub mod hosts;
+pub mod keys;
 pub mod metrics;
 pub mod mirror;
 pub mod random;
 pub mod rollout;
+pub mod route_index;
 pub mod routing;
 pub mod tcp;
 pub mod weights;
