@@ -76,7 +76,7 @@ demo: build envoy
 test: build fault-build envoy certs
 	$(CARGO) test --lib
 	SPLIT_MIRROR_FAULT_WASM=$(FAULT_WASM) $(CARGO) test --test '*'
-	$(PYTHON_VENV) -m unittest discover -s tests/schemas -v
+	$(PYTHON_VENV) -m unittest discover -s tests/artifacts -v
 
 # The filter's own validation on configuration files, without an Envoy (what a GitOps pipeline
 # runs before it applies a WasmPlugin): JSON files, harness scenarios, YAML with WasmPlugins or
@@ -145,7 +145,7 @@ oci: build
 # 1,000,000 requests (split + 10 % mirror + sticky) at a bounded rate: zero non-200, RSS growth
 # after warm-up under 5 MiB, no wasm errors. Takes about 5 minutes; not part of `make test`.
 soak: build envoy
-	$(PYTHON_VENV) tools/soak.py
+	$(PYTHON_VENV) bench/soak.py
 
 # Coverage-guided fuzzing (libFuzzer through cargo-fuzz, no sanitizer: works on stable Rust) of
 # the config parser and the request path. The corpus in fuzz/corpus/ grows as it runs.
