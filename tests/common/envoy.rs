@@ -366,8 +366,31 @@ impl Envoy {
             .collect()
     }
 
+    /// The value of `name`, 0 when Envoy has not defined it: for metrics defined on first use,
+    /// whose absence means "never happened". Where the metric must exist, use
+    /// [`Envoy::stat_required`]: a `== 0` on a misspelt or never-defined name passes silently.
     pub fn stat(&self, name: &str) -> u64 {
-        self.stats().get(name).copied().unwrap_or(0)
+        self.stat_opt(name).unwrap_or(0)
+    }
+
+    /// The value of `name`, `None` when Envoy has not defined it.
+    pub fn stat_opt(&self, name: &str) -> Option<u64> {
+        self.stats().get(name).copied()
+    }
+
+    /// The value of a metric that must exist; fails the test, naming it, when it does not.
+    pub fn stat_required(&self, name: &str) -> u64 {
+        let stats = self.stats();
+        match stats.get(name) {
+            Some(value) => *value,
+            None => {
+                let stem = name.split([';', '.']).next().unwrap_or(name);
+                let mut near: Vec<&String> = stats.keys().filter(|k| k.contains(stem)).collect();
+                near.sort();
+                near.truncate(20);
+                panic!("stat {name} is not defined; defined near it: {near:?}")
+            }
+        }
     }
 
     /// Applies a new filter configuration through LDS and waits until Envoy accepted or
