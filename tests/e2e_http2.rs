@@ -576,11 +576,6 @@ fn grpcio_send(envoy: &Envoy, calls: &[Value]) -> Vec<Value> {
     results
 }
 
-/// Four standard deviations of a share `p` observed over `n` independent draws.
-fn four_sigma(p: f64, n: usize) -> f64 {
-    4.0 * (p * (1.0 - p) / n as f64).sqrt()
-}
-
 #[test]
 fn grpcio_calls_split_by_weight_and_follow_overrides() {
     let (v1, v2) = (GrpcServer::start("grpc-v1"), GrpcServer::start("grpc-v2"));
@@ -598,11 +593,8 @@ fn grpcio_calls_split_by_weight_and_follow_overrides() {
     let results = grpcio_send(&envoy, &calls);
     assert!(results.iter().all(|r| r["code"] == 0), "{results:?}");
     let on_v2 = results.iter().filter(|r| r["reply"] == "grpc-v2").count();
-    let share = on_v2 as f64 / CALLS as f64;
-    assert!(
-        (share - 0.2).abs() <= four_sigma(0.2, CALLS),
-        "grpc-v2 answered {on_v2}/{CALLS} calls at 20 %"
-    );
+    let tolerance = common::four_sigma(0.2, CALLS);
+    common::assert_share_within("grpc-v2", on_v2, CALLS, 0.2, tolerance);
     // The handlers ran: each server recorded the calls it answered.
     assert_eq!(v2.calls().len(), on_v2);
     assert_eq!(v1.calls().len(), CALLS - on_v2);
