@@ -10,7 +10,7 @@ use common::client::{Connection, Request};
 use common::envoy::{Envoy, FrontProxy};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// `offset_s` seconds from now as RFC 3339 (UTC, milliseconds).
 fn rfc3339_in(offset_ms: i64) -> String {
@@ -313,20 +313,38 @@ fn active_connections_by_worker(envoy: &Envoy, workers: u32) -> Vec<u64> {
         .collect()
 }
 
-/// Sends `request` on `connection` until `canary_answers` of the answers came from the canary
-/// (at most `limit` requests); the answers by backend.
-fn send_until_canary(
+/// Waits (at most 5 s) until the two workers hold `total` connections; the count per worker.
+fn wait_for_connections(envoy: &Envoy, total: u64) -> Vec<u64> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let active = active_connections_by_worker(envoy, 2);
+        if active.iter().sum::<u64>() >= total || Instant::now() > deadline {
+            return active;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The response header naming the backend the filter chose (`response_header`): what the
+/// guard counts, even for an answer Envoy made itself (a local 503 names no server).
+const CHOSEN: &str = "x-chosen";
+
+/// Sends `request` on `connection` until the filter chose the canary `canary_answers` times
+/// (at most `limit` requests) or `stop()` holds; the answers by chosen backend.
+fn send_on(
     connection: &mut Connection,
     request: &Request,
     canary_answers: usize,
     limit: usize,
+    stop: impl Fn() -> bool,
 ) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     for _ in 0..limit {
+        let chosen = connection.send(request).header(CHOSEN);
         *counts
-            .entry(connection.send(request).served_by())
+            .entry(chosen.unwrap_or_else(|| "-".into()))
             .or_insert(0) += 1;
-        if counts.get("canary").copied().unwrap_or(0) >= canary_answers {
+        if counts.get("canary").copied().unwrap_or(0) >= canary_answers || stop() {
             break;
         }
     }
@@ -350,49 +368,51 @@ fn abort_holds_on_every_worker() {
     let stable = Backend::start("stable");
     let canary = Backend::start_with("canary", Behavior::failing());
     let clusters = [("stable", stable.port), ("canary", canary.port)];
-    let config = json!({"routes": [guarded_route("demo", MIN_REQUESTS as u64, -10_000)]});
+    let config = json!({"response_header": CHOSEN,
+        "routes": [guarded_route("demo", MIN_REQUESTS as u64, -10_000)]});
     let envoy = FrontProxy::new(&config, &clusters)
         .concurrency(2)
         .exact_balance()
         .start();
     let request = Request::get("/").host("demo");
 
+    // No request before the counting starts: every canary answer of each worker is counted.
     let mut a = Connection::open(envoy.port);
-    a.send(&request);
-    let after_a = active_connections_by_worker(&envoy, 2);
+    let after_a = wait_for_connections(&envoy, 1);
     let mut b = Connection::open(envoy.port);
-    b.send(&request);
-    let after_b = active_connections_by_worker(&envoy, 2);
+    let after_b = wait_for_connections(&envoy, 2);
     assert_eq!(after_a.iter().sum::<u64>(), 1, "A: {after_a:?}");
     assert_eq!(after_b, [1, 1], "A and B are not on two workers");
 
     // B sees a few canary answers (its guard is live), well under min_requests.
-    let b_before = send_until_canary(&mut b, &request, B_CANARY_ANSWERS, 200);
+    let b_before = send_on(&mut b, &request, B_CANARY_ANSWERS, 200, || false);
     assert_eq!(
         b_before.get("canary"),
         Some(&B_CANARY_ANSWERS),
         "{b_before:?}"
     );
-    // A alone drives the abort.
-    let mut a_counts = BTreeMap::new();
-    for _ in 0..400 {
-        *a_counts.entry(a.send(&request).served_by()).or_insert(0) += 1;
-        if envoy.log().contains("rollout aborted") {
-            break;
-        }
-    }
+    // A alone drives the abort: its 20th canary answer (the log line may follow a little later).
+    let a_counts = send_on(&mut a, &request, usize::MAX, 400, || {
+        envoy.log().contains("rollout aborted")
+    });
     assert!(
         envoy.wait_for_log("rollout aborted"),
         "no abort: A got {a_counts:?}"
     );
-    assert!(a_counts.get("canary").copied().unwrap_or(0) >= MIN_REQUESTS);
+    assert!(
+        a_counts.get("canary").copied().unwrap_or(0) >= MIN_REQUESTS,
+        "A: {a_counts:?}, B: {b_before:?}"
+    );
 
     // B reads the abort on its next one-second tick.
     std::thread::sleep(Duration::from_millis(2200));
     let canary_before = canary.count();
     let mut b_after = BTreeMap::new();
     for _ in 0..200 {
-        *b_after.entry(b.send(&request).served_by()).or_insert(0) += 1;
+        let chosen = b.send(&request).header(CHOSEN);
+        *b_after
+            .entry(chosen.unwrap_or_else(|| "-".into()))
+            .or_insert(0) += 1;
     }
     assert_eq!(
         b_after.get("canary"),
