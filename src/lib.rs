@@ -12,6 +12,7 @@ pub mod config;
 pub mod hosts;
 pub mod metrics;
 pub mod mirror;
+pub mod proxy;
 pub mod random;
 pub mod rollout;
 pub mod routing;

@@ -2,13 +2,14 @@
 //! and copies the request to sampled mirrors without ever pausing it.
 
 use super::compare::PrimaryAnswer;
-use super::host::{host_now_ms, Filter};
-use super::rollout;
+use super::wasm_proxy::WasmProxy;
+use super::worker::Worker;
 use crate::compare::pending::{Role, Side};
 use crate::compare::Compare;
 use crate::config::Route;
 use crate::metrics::MirrorOutcome;
 use crate::mirror::{header_map, BodyCopy, Shadow, ShadowHeaders, Skip};
+use crate::proxy::Proxy;
 use crate::rollout::guard::StatusClass;
 use crate::routing::keys::KeySource;
 use crate::routing::{RequestHeaders, RequestView};
@@ -19,7 +20,7 @@ use std::rc::Rc;
 
 pub struct SplitMirrorHttp {
     /// `None` only if the host creates streams for a root that was never configured.
-    filter: Option<Rc<Filter>>,
+    filter: Option<Rc<Worker>>,
     /// Set when at least one mirror admitted this request and its body is still streaming.
     pending: Option<PendingMirror>,
     /// A minted sticky cookie to hand the client on the response.
@@ -30,7 +31,7 @@ pub struct SplitMirrorHttp {
     primary: Option<PrimaryAnswer>,
     /// `(route, backend)` chosen on a route with a rollout, and the request's time: its
     /// response is counted.
-    counted: Option<((usize, usize), i64)>,
+    counted: Option<((usize, usize), u64)>,
 }
 
 /// Request headers read from the host on demand, each at most once per request.
@@ -62,7 +63,7 @@ struct PendingMirror {
 }
 
 impl SplitMirrorHttp {
-    pub fn new(filter: Option<Rc<Filter>>) -> Self {
+    pub fn new(filter: Option<Rc<Worker>>) -> Self {
         SplitMirrorHttp {
             filter,
             pending: None,
@@ -74,7 +75,7 @@ impl SplitMirrorHttp {
     }
 
     /// Chooses the backend and writes the route header; returns the matched route's index.
-    fn route_request(&mut self, filter: &Filter) -> Option<usize> {
+    fn route_request(&mut self, filter: &Worker) -> Option<usize> {
         let route_header = filter.config.route_header.as_str();
         // Each fetched value costs a call back into the VM to allocate it: skip what no route reads.
         let fetch = |name, needed| {
@@ -95,8 +96,8 @@ impl SplitMirrorHttp {
                 let route = found.route;
                 let mut headers = HostHeaders::default();
                 // One clock read per request, and only on routes with a rollout.
-                let now = route.rollout.as_ref().map_or(0, |_| rollout::now_ms());
-                let split = filter.rollouts.split(found.index, route, now);
+                let now = route.rollout.as_ref().map_or(0, |_| WasmProxy.now_ms());
+                let split = filter.rollouts.split(&WasmProxy, found.index, route, now);
                 let decision = filter.with_rng(|rng| {
                     route.decide_in(split, found.tagged_backend, &mut headers, rng)
                 });
@@ -135,7 +136,7 @@ impl SplitMirrorHttp {
     /// the request, its shadow copy starts.
     fn start_mirror(
         &self,
-        filter: &Filter,
+        filter: &Worker,
         route_index: usize,
         route: &Route,
     ) -> Option<PendingMirror> {
@@ -199,7 +200,7 @@ impl SplitMirrorHttp {
     /// a compared mirror opens its comparison and, with a baseline, sends the baseline a copy.
     fn finish_mirror(
         &mut self,
-        filter: &Filter,
+        filter: &Worker,
         pending: PendingMirror,
         trailers: Vec<(String, String)>,
     ) {
@@ -240,12 +241,12 @@ impl SplitMirrorHttp {
     /// baseline's if there is one. At the cap the copy is skipped like any other.
     fn send_compared(
         &mut self,
-        filter: &Filter,
+        filter: &Worker,
         shadow: Shadow,
         timeout_ms: u32,
         compare: &Compare,
     ) {
-        let (now, route_index, mirror_index) = (host_now_ms(), shadow.route, shadow.mirror);
+        let (now, route_index, mirror_index) = (WasmProxy.now_ms(), shadow.route, shadow.mirror);
         // The primary may stream for a while after the shadow answered: wait for it too.
         let deadline = now + u64::from(timeout_ms) + PRIMARY_GRACE_MS;
         // From the headers already copied: a body or trailers callback cannot read them again
@@ -386,7 +387,9 @@ impl HttpContext for SplitMirrorHttp {
             if let Some(filter) = &self.filter {
                 let status = self.get_http_response_header_bytes(":status");
                 if let Some(class) = status.as_deref().and_then(StatusClass::of_header) {
-                    filter.rollouts.response(&filter.config, chosen, class, at);
+                    filter
+                        .rollouts
+                        .record_answer(&WasmProxy, &filter.config, chosen, class, at);
                 }
             }
         }
@@ -441,7 +444,7 @@ impl Drop for SplitMirrorHttp {
         let (Some(primary), Some(filter)) = (self.primary.take(), self.filter.as_ref()) else {
             return;
         };
-        let now = host_now_ms();
+        let now = WasmProxy.now_ms();
         for &(route, mirror, id) in &primary.opened {
             let compare = filter
                 .config

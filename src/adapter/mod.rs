@@ -3,12 +3,11 @@
 
 mod compare;
 mod counters;
-mod host;
 mod http;
-mod rollout;
-mod rollout_metrics;
 mod root;
 mod tcp;
+mod wasm_proxy;
+mod worker;
 
 proxy_wasm::main! {{
     // The SDK's logger for the `log` crate, and its panic hook, which puts a panic's message in

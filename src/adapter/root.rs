@@ -2,12 +2,14 @@
 //! sends the shadow requests they queue.
 
 use super::compare::shadow_side;
-use super::host::{now_ms, Filter};
 use super::http::SplitMirrorHttp;
 use super::tcp::{SplitMirrorTcp, TcpFilter};
+use super::wasm_proxy::WasmProxy;
+use super::worker::Worker;
 use crate::compare::pending::{Role, Side};
 use crate::config::{Config, FilterKind};
 use crate::metrics::MirrorOutcome;
+use crate::proxy::Proxy;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
 use proxy_wasm::types::ContextType;
@@ -16,7 +18,7 @@ use std::time::Duration;
 
 #[derive(Default)]
 pub struct SplitMirrorRoot {
-    filter: Option<Rc<Filter>>,
+    filter: Option<Rc<Worker>>,
     /// Set when loaded as the network filter (root id `split-mirror-tcp`).
     tcp: Option<Rc<TcpFilter>>,
 }
@@ -24,8 +26,8 @@ pub struct SplitMirrorRoot {
 impl SplitMirrorRoot {
     /// Sends every queued shadow. Runs in a root callback, so the host reports each call's end
     /// (answer, failure or timeout) back to this context, which outlives the requests.
-    fn send_shadows(&self, filter: &Filter) {
-        let now = now_ms(self.get_current_time());
+    fn send_shadows(&self, filter: &Worker) {
+        let now = WasmProxy.now_ms();
         for shadow in filter.take_outbox(now) {
             let Some(mirror) = filter
                 .config
@@ -122,7 +124,7 @@ impl Context for SplitMirrorRoot {
             .borrow_mut()
             .answered(token_id, side);
         if let Some(ready) = done {
-            filter.report(&ready, now_ms(self.get_current_time()));
+            filter.report(&ready, WasmProxy.now_ms());
         }
     }
 }
@@ -144,7 +146,7 @@ impl RootContext for SplitMirrorRoot {
                 true
             }
             Ok(config) => {
-                let filter = Filter::new(config);
+                let filter = Worker::new(config);
                 if filter.rollouts.any {
                     // The rollouts' tick (the mirrors' faster tick also serves it).
                     if let Err(status) = hostcalls::set_tick_period(filter.idle_tick_period()) {
@@ -165,7 +167,9 @@ impl RootContext for SplitMirrorRoot {
     fn on_tick(&mut self) {
         if let Some(filter) = self.filter.clone() {
             self.send_shadows(&filter);
-            filter.rollouts.on_tick(&filter.config);
+            filter
+                .rollouts
+                .tick(&WasmProxy, &filter.config, WasmProxy.now_ms());
         }
     }
 

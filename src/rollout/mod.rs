@@ -10,6 +10,7 @@
 //! 20 % is still on it at 40 %, and an abort sends every key back where the lower levels put it.
 
 pub mod guard;
+pub mod state;
 pub mod time;
 
 use crate::weights::WeightTable;

@@ -1,14 +1,16 @@
-//! Per-VM state shared by the root context and its HTTP contexts, and the host calls that are
-//! not tied to one context.
+//! One worker's state (a VM is one worker thread) for one configuration, shared by the root
+//! context and its HTTP contexts.
 
 use super::compare::Comparisons;
 use super::counters::Counters;
-use super::rollout::{Rollouts, ROLLOUT_TICK};
+use super::wasm_proxy::WasmProxy;
 use crate::compare::pending::Ready;
 use crate::config::Config;
 use crate::metrics::MirrorOutcome;
 use crate::mirror::{InFlight, Shadow, Skip};
+use crate::proxy::Proxy;
 use crate::random::Rng;
+use crate::rollout::state::{Rollouts, ROLLOUT_TICK};
 use crate::routing::Reason;
 use proxy_wasm::hostcalls;
 use std::cell::{Cell, RefCell};
@@ -23,7 +25,7 @@ const OUTBOX_TICK: Duration = Duration::from_millis(1);
 const IDLE_TICKS_BEFORE_STOP: u32 = 1000;
 
 /// Compiled once in `on_configure`; HTTP contexts hold an `Rc` of it, never a copy.
-pub struct Filter {
+pub struct Worker {
     pub config: Config,
     counters: Counters,
     /// Per-worker rollout state (steps, guard windows, aborts).
@@ -41,11 +43,11 @@ pub struct Filter {
     rng: Cell<Rng>,
 }
 
-impl Filter {
+impl Worker {
     pub fn new(config: Config) -> Self {
-        Filter {
+        Worker {
             counters: Counters::new(&config),
-            rollouts: Rollouts::new(&config),
+            rollouts: Rollouts::new(&WasmProxy, &config, WasmProxy.now_ms()),
             comparisons: Comparisons::new(config.max_shadows_in_flight),
             in_flight: RefCell::new(InFlight::new(config.max_shadows_in_flight)),
             outbox: RefCell::new(Vec::new()),
@@ -173,15 +175,4 @@ impl Filter {
             self.counters.shadows_in_flight.add(delta);
         }
     }
-}
-
-/// Milliseconds since the epoch from the host's clock, outside a context.
-pub fn host_now_ms() -> u64 {
-    hostcalls::get_current_time().map_or(0, now_ms)
-}
-
-/// Milliseconds since the epoch from the host's clock.
-pub fn now_ms(time: std::time::SystemTime) -> u64 {
-    time.duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
