@@ -18,6 +18,7 @@ pub mod rollout;
 pub mod routing;
 pub mod tcp;
 pub mod weights;
+pub mod worker;
 
 #[cfg(target_arch = "wasm32")]
 mod adapter;

@@ -1,13 +1,14 @@
-//! The only code that calls proxy-wasm: the root context (configuration) and the HTTP context
-//! (per request), and the network filter's connection context (`tcp`). Everything it decides comes from the pure modules.
+//! The only code that calls proxy-wasm: it turns the host's callbacks into calls of the pure
+//! modules (`worker`, `rollout::state`, `compare`, `mirror`), and implements their `Proxy`.
+//! The root context (configuration, the tick, HTTP call answers), the HTTP context (per
+//! request), and the network filter's connection context (`tcp`).
 
-mod compare;
-mod counters;
+mod abi;
 mod http;
+mod request;
 mod root;
 mod tcp;
 mod wasm_proxy;
-mod worker;
 
 proxy_wasm::main! {{
     // The SDK's logger for the `log` crate, and its panic hook, which puts a panic's message in

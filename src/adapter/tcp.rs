@@ -3,49 +3,44 @@
 //! (and, for a sticky route, the client's address), lets `crate::tcp` choose, and hands the
 //! cluster to `tcp_proxy` through the `envoy.tcp_proxy.cluster` filter state.
 
+use super::abi;
+use super::wasm_proxy::WasmProxy;
 use crate::config::Config;
-use crate::metrics::{tcp_connection_counter, TCP_UNMATCHED};
+use crate::metrics::{tcp_connection_counter, CounterTable, TCP_UNMATCHED};
+use crate::proxy::{define, MetricKind, Proxy};
 use crate::random::Rng;
 use crate::tcp::filter_state::{
     set_filter_state_arguments, LifeSpan, SET_ENVOY_FILTER_STATE, TCP_PROXY_CLUSTER,
 };
 use crate::tcp::{choose_backend, match_route, TcpReason};
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, StreamContext};
-use proxy_wasm::types::{Action, MetricType};
+use proxy_wasm::types::Action;
 use std::cell::Cell;
 use std::rc::Rc;
 
 /// Compiled once in `on_configure`; connection contexts hold an `Rc` of it.
 pub struct TcpFilter {
     config: Config,
+    /// Defined with the configuration (one series); the per-route counters on first use.
     unmatched: Option<u32>,
-    /// `[route][backend][reason]` counter ids (`None`: the host refused the definition).
-    connections: Vec<Vec<[Option<u32>; TcpReason::ALL.len()]>>,
+    /// `[route][backend][reason]`
+    connections: CounterTable<{ TcpReason::ALL.len() }>,
     rng: Cell<Rng>,
 }
 
 impl TcpFilter {
     pub fn new(config: Config) -> Self {
-        let connections = config
-            .tcp_routes
-            .iter()
-            .map(|route| {
-                route
-                    .clusters
-                    .iter()
-                    .map(|cluster| {
-                        TcpReason::ALL
-                            .map(|r| define(&tcp_connection_counter(&route.name, cluster, r)))
-                    })
-                    .collect()
-            })
-            .collect();
         TcpFilter {
-            unmatched: define(TCP_UNMATCHED),
-            connections,
+            unmatched: define(&WasmProxy, MetricKind::Counter, TCP_UNMATCHED),
+            connections: CounterTable::new(config.tcp_routes.iter().map(|r| r.clusters.len())),
             config,
             rng: Cell::new(Rng::from_entropy()),
+        }
+    }
+
+    fn count_unmatched(&self) {
+        if let Some(id) = self.unmatched {
+            WasmProxy.add_metric(id, 1);
         }
     }
 
@@ -54,7 +49,7 @@ impl TcpFilter {
     fn on_connection(&self) {
         let sni = property(&["connection", "requested_server_name"]).unwrap_or_default();
         let Some(route_index) = match_route(&self.config.tcp_routes, &sni) else {
-            increment(self.unmatched);
+            self.count_unmatched();
             return;
         };
         let Some(route) = self.config.tcp_routes.get(route_index) else {
@@ -69,20 +64,23 @@ impl TcpFilter {
         };
         let arguments =
             set_filter_state_arguments(TCP_PROXY_CLUSTER, cluster, LifeSpan::FilterChain);
-        match hostcalls::call_foreign_function(SET_ENVOY_FILTER_STATE, Some(&arguments)) {
-            Ok(_) => {
-                let counters = self
+        match abi::call_foreign_function(SET_ENVOY_FILTER_STATE, &arguments) {
+            Ok(()) => {
+                let id = self
                     .connections
-                    .get(route_index)
-                    .and_then(|r| r.get(backend));
-                if let Some(counters) = counters {
-                    increment(counters[reason.index()]);
+                    .id(route_index, backend, reason.index(), || {
+                        let name = tcp_connection_counter(&route.name, cluster, reason);
+                        define(&WasmProxy, MetricKind::Counter, &name)
+                    });
+                if let Some(id) = id {
+                    WasmProxy.add_metric(id, 1);
                 }
             }
             Err(status) => {
                 // The connection goes to tcp_proxy's own cluster; say why once per failure.
-                log::warn!("split-mirror: cannot set {TCP_PROXY_CLUSTER} to {cluster}: {status:?}");
-                increment(self.unmatched);
+                let status = status.name();
+                log::warn!("split-mirror: cannot set {TCP_PROXY_CLUSTER} to {cluster}: {status}");
+                self.count_unmatched();
             }
         }
     }
@@ -112,22 +110,5 @@ impl StreamContext for SplitMirrorTcp {
 
 /// A property's bytes; missing or unreadable is `None` (plain TCP has no SNI).
 fn property(path: &[&str]) -> Option<Vec<u8>> {
-    hostcalls::get_property(path.to_vec()).ok().flatten()
-}
-
-fn define(name: &str) -> Option<u32> {
-    match hostcalls::define_metric(MetricType::Counter, name) {
-        Ok(id) => Some(id),
-        Err(status) => {
-            log::warn!("split-mirror: cannot define metric {name}: {status:?}");
-            None
-        }
-    }
-}
-
-fn increment(counter: Option<u32>) {
-    if let Some(id) = counter {
-        // Stats are best effort: a failed increment must not disturb the connection.
-        let _ = hostcalls::increment_metric(id, 1);
-    }
+    abi::property(path).ok().flatten()
 }

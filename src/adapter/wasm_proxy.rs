@@ -1,8 +1,9 @@
-//! [`Proxy`] over proxy-wasm's host calls: what the logic modules ask of Envoy.
+//! [`Proxy`] over the proxy-wasm ABI: what the logic modules ask of Envoy.
 
+use super::abi::{self, Status};
 use crate::proxy::{HttpCall, MetricKind, Proxy, Refused, Shared};
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{MetricType, Status};
+use proxy_wasm::types::MetricType;
 use std::time::Duration;
 
 /// The proxy this VM runs in (a VM is one worker thread; the host keeps all the state).
@@ -10,23 +11,20 @@ use std::time::Duration;
 pub struct WasmProxy;
 
 fn refused(status: Status) -> Refused {
-    Refused(format!("{status:?}"))
+    Refused(status.name().to_string())
 }
 
 impl Proxy for WasmProxy {
     fn now_ms(&self) -> u64 {
-        hostcalls::get_current_time().map_or(0, |time| {
-            time.duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64)
-        })
+        abi::now_ms().unwrap_or(0)
     }
 
     fn shared_data(&self, key: &str) -> Result<Shared, Refused> {
-        hostcalls::get_shared_data(key).map_err(refused)
+        abi::shared_data(key).map_err(refused)
     }
 
     fn set_shared_data(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), Refused> {
-        hostcalls::set_shared_data(key, Some(value), cas).map_err(refused)
+        abi::set_shared_data(key, value, cas).map_err(refused)
     }
 
     fn define_metric(&self, kind: MetricKind, name: &str) -> Result<u32, Refused> {
@@ -34,30 +32,34 @@ impl Proxy for WasmProxy {
             MetricKind::Counter => MetricType::Counter,
             MetricKind::Gauge => MetricType::Gauge,
         };
-        hostcalls::define_metric(kind, name).map_err(refused)
+        abi::define_metric(kind, name).map_err(refused)
     }
 
     fn add_metric(&self, id: u32, delta: i64) {
         // Stats are best effort: a failed increment must not disturb the request.
-        let _ = hostcalls::increment_metric(id, delta);
+        let _ = abi::increment_metric(id, delta);
     }
 
     fn record_metric(&self, id: u32, value: u64) {
-        let _ = hostcalls::record_metric(id, value);
+        let _ = abi::record_metric(id, value);
     }
 
+    /// Through the SDK, which registers the token so the answer reaches the root context. It
+    /// panics on a status other than `BadArgument` and `InternalFailure`, the two Envoy returns.
     fn dispatch(&self, call: HttpCall<'_>) -> Result<u32, Refused> {
-        hostcalls::dispatch_http_call(
-            call.cluster,
-            call.headers,
-            call.body,
-            call.trailers,
-            call.timeout,
-        )
-        .map_err(refused)
+        let HttpCall {
+            cluster,
+            headers,
+            body,
+            trailers,
+            timeout,
+        } = call;
+        hostcalls::dispatch_http_call(cluster, headers, body, trailers, timeout)
+            .map_err(|status| Refused(format!("{status:?}")))
     }
 
     fn set_tick(&self, period: Duration) -> Result<(), Refused> {
-        hostcalls::set_tick_period(period).map_err(refused)
+        let ms = u32::try_from(period.as_millis()).unwrap_or(u32::MAX);
+        abi::set_tick_ms(ms).map_err(refused)
     }
 }
