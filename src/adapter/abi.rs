@@ -7,38 +7,18 @@
 //! HTTP calls stay with the SDK's `hostcalls::dispatch_http_call`: it registers the call's
 //! token with the SDK's dispatcher, which routes the answer to the root context.
 
-use proxy_wasm::types::{BufferType, MapType, MetricType};
+use crate::proxy::Refused;
+use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType};
 use std::cell::Cell;
 use std::ptr::null_mut;
-
-/// A status other than `Ok` from the host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Status(pub u32);
 
 const OK: u32 = 0;
 const NOT_FOUND: u32 = 1;
 
-impl Status {
-    /// The name proxy-wasm gives the status.
-    pub fn name(self) -> &'static str {
-        match self.0 {
-            1 => "NotFound",
-            2 => "BadArgument",
-            3 => "SerializationFailure",
-            4 => "ParseFailure",
-            6 => "InvalidMemoryAccess",
-            7 => "Empty",
-            8 => "CasMismatch",
-            10 => "InternalFailure",
-            12 => "Unimplemented",
-            _ => "Unknown",
-        }
-    }
-}
-
 #[link(wasm_import_module = "env")]
 extern "C" {
     fn proxy_get_current_time_nanoseconds(time: *mut u64) -> u32;
+    fn proxy_get_log_level(level: *mut u32) -> u32;
     fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
     fn proxy_get_header_map_pairs(map: u32, data: *mut *mut u8, size: *mut usize) -> u32;
     fn proxy_get_header_map_value(
@@ -103,10 +83,10 @@ extern "C" {
     ) -> u32;
 }
 
-fn checked(status: u32) -> Result<(), Status> {
+fn checked(status: u32) -> Result<(), Refused> {
     match status {
         OK => Ok(()),
-        other => Err(Status(other)),
+        other => Err(Refused::status(other)),
     }
 }
 
@@ -115,7 +95,7 @@ fn checked(status: u32) -> Result<(), Status> {
 fn returned(
     absent: Option<Vec<u8>>,
     call: impl FnOnce(*mut *mut u8, *mut usize) -> u32,
-) -> Result<Option<Vec<u8>>, Status> {
+) -> Result<Option<Vec<u8>>, Refused> {
     let (mut data, mut size): (*mut u8, usize) = (null_mut(), 0);
     match call(&mut data, &mut size) {
         // SAFETY: on `Ok` the host wrote `size` bytes into a buffer it allocated through the
@@ -124,25 +104,42 @@ fn returned(
         OK if !data.is_null() => Ok(Some(unsafe { Vec::from_raw_parts(data, size, size) })),
         OK => Ok(absent),
         NOT_FOUND => Ok(None),
-        other => Err(Status(other)),
+        other => Err(Refused::status(other)),
     }
 }
 
 /// Milliseconds since the epoch by the host's clock.
-pub fn now_ms() -> Result<u64, Status> {
+pub fn now_ms() -> Result<u64, Refused> {
     let mut nanos = 0u64;
     // SAFETY: the host writes one u64 at the pointer.
     checked(unsafe { proxy_get_current_time_nanoseconds(&mut nanos) })?;
     Ok(nanos / 1_000_000)
 }
 
-pub fn set_tick_ms(period_ms: u32) -> Result<(), Status> {
+/// Envoy's log level; `None` if refused or unknown.
+pub fn log_level() -> Option<LogLevel> {
+    let mut level = 0u32;
+    // SAFETY: the host writes one u32 at the pointer.
+    checked(unsafe { proxy_get_log_level(&mut level) }).ok()?;
+    [
+        LogLevel::Trace,
+        LogLevel::Debug,
+        LogLevel::Info,
+        LogLevel::Warn,
+        LogLevel::Error,
+        LogLevel::Critical,
+    ]
+    .get(level as usize)
+    .copied()
+}
+
+pub fn set_tick_ms(period_ms: u32) -> Result<(), Refused> {
     // SAFETY: no pointers.
     checked(unsafe { proxy_set_tick_period_milliseconds(period_ms) })
 }
 
 /// One header of `map`; `None` if absent.
-pub fn header(map: MapType, name: &str) -> Result<Option<Vec<u8>>, Status> {
+pub fn header(map: MapType, name: &str) -> Result<Option<Vec<u8>>, Refused> {
     // SAFETY: the key is a live slice; see `returned` for the value.
     returned(Some(Vec::new()), |data, size| unsafe {
         proxy_get_header_map_value(map as u32, name.as_ptr(), name.len(), data, size)
@@ -150,7 +147,7 @@ pub fn header(map: MapType, name: &str) -> Result<Option<Vec<u8>>, Status> {
 }
 
 /// Sets header `name` of `map` to `value`, or removes it (`None`).
-pub fn set_header(map: MapType, name: &str, value: Option<&[u8]>) -> Result<(), Status> {
+pub fn set_header(map: MapType, name: &str, value: Option<&[u8]>) -> Result<(), Refused> {
     let (key, key_size) = (name.as_ptr(), name.len());
     // SAFETY: key and value are live slices the host only reads.
     checked(unsafe {
@@ -168,7 +165,7 @@ pub fn set_header(map: MapType, name: &str, value: Option<&[u8]>) -> Result<(), 
 }
 
 /// Adds a value of header `name` of `map` (after those it has).
-pub fn add_header(map: MapType, name: &str, value: &[u8]) -> Result<(), Status> {
+pub fn add_header(map: MapType, name: &str, value: &[u8]) -> Result<(), Refused> {
     // SAFETY: key and value are live slices the host only reads.
     checked(unsafe {
         proxy_add_header_map_value(
@@ -183,7 +180,7 @@ pub fn add_header(map: MapType, name: &str, value: &[u8]) -> Result<(), Status> 
 
 /// Every header of `map` in the host's serialized form (see `mirror::header_map`), in one
 /// buffer: the SDK's reader would allocate a `String` and a `Vec` per header.
-pub fn header_block(map: MapType) -> Result<Option<Vec<u8>>, Status> {
+pub fn header_block(map: MapType) -> Result<Option<Vec<u8>>, Refused> {
     // SAFETY: see `returned`.
     returned(None, |data, size| unsafe {
         proxy_get_header_map_pairs(map as u32, data, size)
@@ -191,7 +188,7 @@ pub fn header_block(map: MapType) -> Result<Option<Vec<u8>>, Status> {
 }
 
 /// `size` bytes of `buffer` from `start`.
-pub fn buffer(buffer: BufferType, start: usize, size: usize) -> Result<Option<Vec<u8>>, Status> {
+pub fn buffer(buffer: BufferType, start: usize, size: usize) -> Result<Option<Vec<u8>>, Refused> {
     // SAFETY: see `returned`.
     returned(None, |data, out| unsafe {
         proxy_get_buffer_bytes(buffer as u32, start, size, data, out)
@@ -199,7 +196,7 @@ pub fn buffer(buffer: BufferType, start: usize, size: usize) -> Result<Option<Ve
 }
 
 /// A property's bytes by its path (`["connection", "requested_server_name"]`).
-pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, Status> {
+pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, Refused> {
     let path = path.join("\0");
     // SAFETY: the path is a live slice; see `returned` for the value.
     returned(None, |data, size| unsafe {
@@ -208,7 +205,7 @@ pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, Status> {
 }
 
 /// The value at `key` in the shared data and its CAS token.
-pub fn shared_data(key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), Status> {
+pub fn shared_data(key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), Refused> {
     let mut cas = 0u32;
     let found = Cell::new(true);
     // SAFETY: the key is a live slice; the host writes one u32 at `cas`; see `returned`.
@@ -222,7 +219,7 @@ pub fn shared_data(key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), Status> 
 }
 
 /// Writes `value` at `key`; with a CAS token only if it is still current (0: unconditionally).
-pub fn set_shared_data(key: &str, value: &[u8], cas: Option<u32>) -> Result<(), Status> {
+pub fn set_shared_data(key: &str, value: &[u8], cas: Option<u32>) -> Result<(), Refused> {
     // SAFETY: key and value are live slices the host only reads.
     checked(unsafe {
         proxy_set_shared_data(
@@ -235,25 +232,25 @@ pub fn set_shared_data(key: &str, value: &[u8], cas: Option<u32>) -> Result<(), 
     })
 }
 
-pub fn define_metric(kind: MetricType, name: &str) -> Result<u32, Status> {
+pub fn define_metric(kind: MetricType, name: &str) -> Result<u32, Refused> {
     let mut id = 0u32;
     // SAFETY: the name is a live slice; the host writes one u32 at `id`.
     checked(unsafe { proxy_define_metric(kind as u32, name.as_ptr(), name.len(), &mut id) })?;
     Ok(id)
 }
 
-pub fn increment_metric(id: u32, delta: i64) -> Result<(), Status> {
+pub fn increment_metric(id: u32, delta: i64) -> Result<(), Refused> {
     // SAFETY: no pointers.
     checked(unsafe { proxy_increment_metric(id, delta) })
 }
 
-pub fn record_metric(id: u32, value: u64) -> Result<(), Status> {
+pub fn record_metric(id: u32, value: u64) -> Result<(), Refused> {
     // SAFETY: no pointers.
     checked(unsafe { proxy_record_metric(id, value) })
 }
 
 /// Calls the host's foreign function `name` with `arguments`; its result is dropped.
-pub fn call_foreign_function(name: &str, arguments: &[u8]) -> Result<(), Status> {
+pub fn call_foreign_function(name: &str, arguments: &[u8]) -> Result<(), Refused> {
     let (mut data, mut size): (*mut u8, usize) = (null_mut(), 0);
     // SAFETY: name and arguments are live slices the host only reads; a result buffer is
     // taken back as in `returned`.
@@ -275,7 +272,7 @@ pub fn call_foreign_function(name: &str, arguments: &[u8]) -> Result<(), Status>
 
 /// Says, at most once a second per worker, that the host refused a call the request path
 /// made; the request goes on as if the call had not been made.
-pub fn report(what: &str, status: Status) {
+pub fn report(what: &str, refused: Refused) {
     thread_local! {
         static LAST_MS: Cell<Option<u64>> = const { Cell::new(None) };
     }
@@ -284,8 +281,7 @@ pub fn report(what: &str, status: Status) {
         if last.get().map_or(true, |at| now >= at + 1000) {
             last.set(Some(now));
             log::warn!(
-                "split-mirror: the host refused {what} ({}); the request goes on without it",
-                status.name()
+                "split-mirror: the host refused {what} ({refused}); the request goes on without it"
             );
         }
     });

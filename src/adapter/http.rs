@@ -1,12 +1,12 @@
-//! HTTP context: one per request. Hands each callback to the request side (`request`) or to the
-//! worker's logic, and never pauses the stream.
+//! HTTP context: one per request. Hands each callback to the worker's logic, and never pauses
+//! the stream.
 
-use super::abi::{read_body, read_header, read_text_header, report, write_header};
-use super::request::{route_request, start_mirror, Routed};
+use super::abi::{self, read_body, read_header, read_text_header, report, write_header};
 use super::wasm_proxy::WasmProxy;
 use crate::compare::answers::PrimaryAnswer;
-use crate::rollout::guard::StatusClass;
-use crate::worker::{MirrorCopy, Worker};
+use crate::mirror::header_map;
+use crate::proxy::Headers;
+use crate::worker::{MirrorCopy, Routed, Worker};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 use std::rc::Rc;
@@ -37,22 +37,34 @@ impl SplitMirrorHttp {
             worker.finish_copy(&WasmProxy, copy, trailers, &mut self.primary);
         }
     }
+}
 
-    /// The response began while the request's copy is still streaming (an early answer): the
-    /// primary's answer is collected now for every compared mirror that admitted the request,
-    /// as the comparisons are opened only when the copy is complete.
-    fn early_answer(&mut self) {
-        let (Some(copy), Some(worker), None) = (&self.copy, &self.worker, &self.primary) else {
-            return;
-        };
-        let route = worker.config.routes.get(copy.route);
-        let mut primary = PrimaryAnswer::default();
-        for &i in &copy.mirrors {
-            if let Some(compare) = route.and_then(|r| r.mirrors.get(i)?.compare.as_ref()) {
-                primary.include(compare);
-            }
+/// One header map of the current HTTP context.
+struct StreamHeaders(MapType);
+
+const REQUEST: StreamHeaders = StreamHeaders(MapType::HttpRequestHeaders);
+const RESPONSE: StreamHeaders = StreamHeaders(MapType::HttpResponseHeaders);
+
+impl Headers for StreamHeaders {
+    fn header(&self, name: &str) -> Option<Vec<u8>> {
+        read_header(self.0, name)
+    }
+
+    fn set_header(&self, name: &str, value: Option<&[u8]>) {
+        write_header(self.0, name, value);
+    }
+
+    fn add_header(&self, name: &str, value: &[u8]) {
+        if let Err(refused) = abi::add_header(self.0, name, value) {
+            report("a header write", refused);
         }
-        self.primary = Some(primary);
+    }
+
+    fn header_block(&self) -> Option<Vec<u8>> {
+        abi::header_block(self.0).unwrap_or_else(|refused| {
+            report("the headers", refused);
+            None
+        })
     }
 }
 
@@ -61,7 +73,7 @@ impl Context for SplitMirrorHttp {}
 impl HttpContext for SplitMirrorHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         #[cfg(feature = "fault-injection")]
-        if read_header(MapType::HttpRequestHeaders, "x-split-mirror-fault").is_some() {
+        if REQUEST.header("x-split-mirror-fault").is_some() {
             // A panic, as a bug would cause: its message goes to Envoy's log (WASI stderr), then
             // the VM traps and Envoy's failure_policy decides what follows.
             #[allow(clippy::panic)]
@@ -72,7 +84,7 @@ impl HttpContext for SplitMirrorHttp {
         let Some(worker) = self.worker.clone() else {
             return Action::Continue;
         };
-        let Some(routed) = route_request(&worker) else {
+        let Some(routed) = worker.route_request(&WasmProxy, &REQUEST) else {
             return Action::Continue;
         };
         let route_index = routed.route;
@@ -83,7 +95,7 @@ impl HttpContext for SplitMirrorHttp {
         if route.mirrors.is_empty() {
             return Action::Continue;
         }
-        self.copy = start_mirror(&worker, route_index, route);
+        self.copy = worker.start_mirror(&WasmProxy, &REQUEST, (route_index, route));
         if end_of_stream {
             self.finish_copy(Vec::new());
         }
@@ -112,53 +124,24 @@ impl HttpContext for SplitMirrorHttp {
         if self.copy.is_none() {
             return Action::Continue;
         }
-        let block = super::abi::header_block(MapType::HttpRequestTrailers).unwrap_or_else(|s| {
+        let block = abi::header_block(MapType::HttpRequestTrailers).unwrap_or_else(|s| {
             report("the request trailers", s);
             None
         });
-        let block = block.unwrap_or_default();
-        let trailers = crate::mirror::header_map::pairs(&block)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|(name, value)| {
-                let text = |b: &[u8]| String::from_utf8(b.to_vec()).ok();
-                Some((text(name)?, text(value)?))
-            })
-            .collect();
-        self.finish_copy(trailers);
+        self.finish_copy(header_map::text_pairs(&block.unwrap_or_default()));
         Action::Continue
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        const RESPONSE: MapType = MapType::HttpResponseHeaders;
-        self.early_answer();
+        if let (Some(copy), Some(worker), None) = (&self.copy, &self.worker, &self.primary) {
+            // An answer before the request's copy is complete (comparisons open only then).
+            self.primary = Some(worker.early_answer(copy));
+        }
         if let Some(primary) = &mut self.primary {
-            primary.headers(|name| read_text_header(RESPONSE, name), end_of_stream);
+            primary.headers(|name| read_text_header(RESPONSE.0, name), end_of_stream);
         }
-        let (Some(worker), Some(routed)) = (&self.worker, &mut self.routed) else {
-            return Action::Continue;
-        };
-        // Only routes with a rollout read `:status`; the others pay one branch.
-        if let Some(at) = routed.rollout_at.take() {
-            let status = read_header(RESPONSE, ":status");
-            if let Some(class) = status.as_deref().and_then(StatusClass::of_header) {
-                let chosen = (routed.route, routed.backend);
-                let config = &worker.config;
-                worker
-                    .rollouts
-                    .record_answer(&WasmProxy, config, chosen, class, at);
-            }
-        }
-        if let Some(cookie) = routed.set_cookie.take() {
-            if let Err(status) = super::abi::add_header(RESPONSE, "set-cookie", cookie.as_bytes()) {
-                report("the sticky cookie", status);
-            }
-        }
-        if let Some(name) = &worker.config.response_header {
-            let route = worker.config.routes.get(routed.route);
-            if let Some(backend) = route.and_then(|r| r.backends.get(routed.backend)) {
-                write_header(RESPONSE, name, Some(backend.cluster.as_bytes()));
-            }
+        if let (Some(worker), Some(routed)) = (&self.worker, &mut self.routed) {
+            worker.respond(&WasmProxy, &RESPONSE, routed);
         }
         Action::Continue
     }

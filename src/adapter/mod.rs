@@ -5,7 +5,6 @@
 
 mod abi;
 mod http;
-mod request;
 mod root;
 mod tcp;
 mod wasm_proxy;

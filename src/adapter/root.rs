@@ -4,14 +4,14 @@
 
 use super::abi::{self, read_text_header};
 use super::http::SplitMirrorHttp;
-use super::tcp::{SplitMirrorTcp, TcpFilter};
+use super::tcp::SplitMirrorTcp;
 use super::wasm_proxy::WasmProxy;
 use crate::compare::answers::ShadowAnswer;
 use crate::config::{Config, FilterKind};
 use crate::proxy::Proxy;
 use crate::random::Rng;
+use crate::tcp::connection::TcpWorker;
 use crate::worker::Worker;
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
 use proxy_wasm::types::{BufferType, ContextType, MapType};
 use std::rc::Rc;
@@ -20,7 +20,7 @@ use std::rc::Rc;
 pub struct SplitMirrorRoot {
     worker: Option<Rc<Worker>>,
     /// Set when loaded as the network filter (root id `split-mirror-tcp`).
-    tcp: Option<Rc<TcpFilter>>,
+    tcp: Option<Rc<TcpWorker>>,
 }
 
 /// The answer of an HTTP call, read from the host on demand.
@@ -57,7 +57,7 @@ impl Context for SplitMirrorRoot {
 impl RootContext for SplitMirrorRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         // Follow Envoy's log level (it may have changed since the VM started).
-        if let Ok(level) = hostcalls::get_log_level() {
+        if let Some(level) = abi::log_level() {
             proxy_wasm::set_log_level(level);
         }
         let json = abi::buffer(BufferType::PluginConfiguration, 0, usize::MAX)
@@ -71,7 +71,8 @@ impl RootContext for SplitMirrorRoot {
         let kind = FilterKind::from_root_id(&root_id);
         match Config::from_json(&json).and_then(|c| c.check_kind(kind).map(|()| c)) {
             Ok(config) if kind == FilterKind::Tcp => {
-                self.tcp = Some(Rc::new(TcpFilter::new(config)));
+                let worker = TcpWorker::new(&WasmProxy, config, Rng::from_entropy());
+                self.tcp = Some(Rc::new(worker));
                 true
             }
             Ok(config) => {

@@ -1,6 +1,6 @@
 //! [`Proxy`] over the proxy-wasm ABI: what the logic modules ask of Envoy.
 
-use super::abi::{self, Status};
+use super::abi;
 use crate::proxy::{HttpCall, MetricKind, Proxy, Refused, Shared};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
@@ -10,21 +10,17 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WasmProxy;
 
-fn refused(status: Status) -> Refused {
-    Refused(status.name().to_string())
-}
-
 impl Proxy for WasmProxy {
     fn now_ms(&self) -> u64 {
         abi::now_ms().unwrap_or(0)
     }
 
     fn shared_data(&self, key: &str) -> Result<Shared, Refused> {
-        abi::shared_data(key).map_err(refused)
+        abi::shared_data(key)
     }
 
     fn set_shared_data(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), Refused> {
-        abi::set_shared_data(key, value, cas).map_err(refused)
+        abi::set_shared_data(key, value, cas)
     }
 
     fn define_metric(&self, kind: MetricKind, name: &str) -> Result<u32, Refused> {
@@ -32,7 +28,7 @@ impl Proxy for WasmProxy {
             MetricKind::Counter => MetricType::Counter,
             MetricKind::Gauge => MetricType::Gauge,
         };
-        abi::define_metric(kind, name).map_err(refused)
+        abi::define_metric(kind, name)
     }
 
     fn add_metric(&self, id: u32, delta: i64) {
@@ -60,6 +56,6 @@ impl Proxy for WasmProxy {
 
     fn set_tick(&self, period: Duration) -> Result<(), Refused> {
         let ms = u32::try_from(period.as_millis()).unwrap_or(u32::MAX);
-        abi::set_tick_ms(ms).map_err(refused)
+        abi::set_tick_ms(ms)
     }
 }

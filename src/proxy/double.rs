@@ -3,7 +3,7 @@
 //! of the same proxy: it shares the clock, the shared data and the stats (as Envoy's workers
 //! do), and has its own calls and timer.
 
-use super::{HttpCall, MetricKind, Proxy, Refused, Shared};
+use super::{Headers, HttpCall, MetricKind, Proxy, Refused, Shared};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -212,5 +212,81 @@ impl Proxy for FakeProxy {
         self.tick.set(Some(period));
         self.tick_sets.set(self.tick_sets.get() + 1);
         Ok(())
+    }
+}
+
+/// A stream's headers, readable and writable by tests.
+#[derive(Debug, Default)]
+pub struct FakeHeaders {
+    pub headers: RefCell<Vec<(String, Vec<u8>)>>,
+    /// How many header reads the filter made.
+    pub reads: Cell<usize>,
+}
+
+impl FakeHeaders {
+    pub fn new(headers: &[(&str, &str)]) -> FakeHeaders {
+        let headers = headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+            .collect();
+        FakeHeaders {
+            headers: RefCell::new(headers),
+            reads: Cell::new(0),
+        }
+    }
+
+    /// A header's first value as text.
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.all(name).into_iter().next()
+    }
+
+    /// Every value of a header, as text.
+    pub fn all(&self, name: &str) -> Vec<String> {
+        let headers = self.headers.borrow();
+        let values = headers.iter().filter(|(n, _)| n == name);
+        values
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .collect()
+    }
+}
+
+impl Headers for FakeHeaders {
+    fn header(&self, name: &str) -> Option<Vec<u8>> {
+        self.reads.set(self.reads.get() + 1);
+        let headers = self.headers.borrow();
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn set_header(&self, name: &str, value: Option<&[u8]>) {
+        let mut headers = self.headers.borrow_mut();
+        headers.retain(|(n, _)| n != name);
+        if let Some(value) = value {
+            headers.push((name.to_string(), value.to_vec()));
+        }
+    }
+
+    fn add_header(&self, name: &str, value: &[u8]) {
+        let mut headers = self.headers.borrow_mut();
+        headers.push((name.to_string(), value.to_vec()));
+    }
+
+    /// The host's serialization (proxy-wasm-cpp-host `marshalPairs`).
+    fn header_block(&self) -> Option<Vec<u8>> {
+        let headers = self.headers.borrow();
+        let mut out = (headers.len() as u32).to_le_bytes().to_vec();
+        for (name, value) in headers.iter() {
+            out.extend((name.len() as u32).to_le_bytes());
+            out.extend((value.len() as u32).to_le_bytes());
+        }
+        for (name, value) in headers.iter() {
+            out.extend(name.as_bytes());
+            out.push(0);
+            out.extend(value);
+            out.push(0);
+        }
+        Some(out)
     }
 }

@@ -1,5 +1,6 @@
 //! What the filter asks of the proxy it runs in: the clock, the shared data that all workers
-//! read, Envoy stats, HTTP calls to other clusters, and the timer. The logic modules take a
+//! read, Envoy stats, HTTP calls to other clusters, and the timer ([`Proxy`]); and the headers
+//! of the stream being filtered ([`Headers`]). The logic modules take a
 //! `&impl Proxy`; `adapter` implements it over proxy-wasm's host calls, and [`double`] is an
 //! in-memory proxy for native unit tests (the model: Kuadrant wasm-shim's resolver trait and
 //! mock). Logging goes through the `log` crate, which needs no proxy.
@@ -20,7 +21,24 @@ pub struct Refused(pub String);
 impl Refused {
     /// The refusal of a shared-data write whose CAS token is not the current one.
     pub fn cas_mismatch() -> Refused {
-        Refused("CasMismatch".to_string())
+        Refused::status(8)
+    }
+
+    /// A proxy-wasm status code other than `Ok` (0), by its name.
+    pub fn status(code: u32) -> Refused {
+        let name = match code {
+            1 => "NotFound",
+            2 => "BadArgument",
+            3 => "SerializationFailure",
+            4 => "ParseFailure",
+            6 => "InvalidMemoryAccess",
+            7 => "Empty",
+            8 => "CasMismatch",
+            10 => "InternalFailure",
+            12 => "Unimplemented",
+            _ => return Refused(format!("status {code}")),
+        };
+        Refused(name.to_string())
     }
 }
 
@@ -76,4 +94,21 @@ pub trait Proxy {
 
     /// Sets the root context's timer (`Duration::ZERO` stops it).
     fn set_tick(&self, period: Duration) -> Result<(), Refused>;
+}
+
+/// The request's or the response's headers of the stream being filtered. A read or write the
+/// proxy refuses is reported by the implementation and reads as absent: the stream goes on
+/// unchanged.
+pub trait Headers {
+    /// A header (lower-case name), `None` if absent.
+    fn header(&self, name: &str) -> Option<Vec<u8>>;
+
+    /// Sets a header, or removes it (`None`).
+    fn set_header(&self, name: &str, value: Option<&[u8]>);
+
+    /// Adds a value after those the header has.
+    fn add_header(&self, name: &str, value: &[u8]);
+
+    /// Every header in proxy-wasm's serialized form (`mirror::header_map`), in one buffer.
+    fn header_block(&self) -> Option<Vec<u8>>;
 }

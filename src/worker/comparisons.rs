@@ -2,7 +2,7 @@
 //! baseline, the baseline's), fed the primary's answer when the request's stream ends and the
 //! copies' answers when their calls end, in any order, and reported when complete or overdue.
 
-use super::Worker;
+use super::{MirrorCopy, Worker};
 use crate::compare::answers::PrimaryAnswer;
 use crate::compare::pending::{Ready, Role, Side};
 use crate::compare::Compare;
@@ -67,6 +67,20 @@ impl Worker {
         let primary = primary.get_or_insert_with(PrimaryAnswer::default);
         primary.include(compare);
         primary.opened.push((route_index, mirror_index, id));
+    }
+
+    /// The primary's answer for a response that began before the request's copy was complete
+    /// (the comparisons open only then): collected for every compared mirror that admitted
+    /// the request.
+    pub fn early_answer(&self, copy: &MirrorCopy) -> PrimaryAnswer {
+        let mut primary = PrimaryAnswer::default();
+        let route = self.config.routes.get(copy.route);
+        for &i in &copy.mirrors {
+            if let Some(compare) = route.and_then(|r| r.mirrors.get(i)?.compare.as_ref()) {
+                primary.include(compare);
+            }
+        }
+        primary
     }
 
     /// The request's stream is over: the primary's side of each comparison it opened,

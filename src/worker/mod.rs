@@ -6,9 +6,11 @@
 mod comparisons;
 mod copy;
 mod counters;
+mod request;
 mod shadows;
 
 pub use copy::MirrorCopy;
+pub use request::Routed;
 
 use crate::compare::results::Comparisons;
 use crate::config::Config;
@@ -39,11 +41,7 @@ impl Worker {
     /// `rng`: this worker's generator, seeded once.
     pub fn new(proxy: &impl Proxy, config: Config, rng: Rng) -> Self {
         let rollouts = Rollouts::new(proxy, &config, proxy.now_ms());
-        let idle_period = if rollouts.any {
-            ROLLOUT_TICK
-        } else {
-            Duration::ZERO
-        };
+        let idle_period = idle_tick_period(&rollouts);
         Worker {
             counters: Counters::new(proxy, &config),
             comparisons: Comparisons::new(config.max_shadows_in_flight),
@@ -54,13 +52,9 @@ impl Worker {
         }
     }
 
-    /// The root context's tick when no shadow is queued: none, or the rollouts' one second.
+    /// The root context's tick when no shadow is queued.
     pub fn idle_tick_period(&self) -> Duration {
-        if self.rollouts.any {
-            ROLLOUT_TICK
-        } else {
-            Duration::ZERO
-        }
+        idle_tick_period(&self.rollouts)
     }
 
     /// Counts a request routed to `backend` of `route` for `reason`.
@@ -100,6 +94,15 @@ impl Worker {
         let now = proxy.now_ms();
         self.send_shadows(proxy, now);
         self.rollouts.tick(proxy, &self.config, now);
+    }
+}
+
+/// None, or the rollouts' one second.
+fn idle_tick_period(rollouts: &Rollouts) -> Duration {
+    if rollouts.any {
+        ROLLOUT_TICK
+    } else {
+        Duration::ZERO
     }
 }
 

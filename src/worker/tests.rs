@@ -6,7 +6,7 @@ use crate::compare::answers::{PrimaryAnswer, ShadowAnswer, UPSTREAM_TIME_HEADER}
 use crate::metrics::{compare_counter, mirror_counter};
 use crate::mirror::outbox::{IDLE_TICKS_BEFORE_STOP, OUTBOX_TICK};
 use crate::mirror::Skip;
-use crate::proxy::double::FakeProxy;
+use crate::proxy::double::{FakeHeaders, FakeProxy};
 use serde_json::{json, Value};
 
 const NOW: u64 = 1_800_000_000_000;
@@ -339,4 +339,113 @@ fn comparison_without_body_keeps_no_body() {
     let worker = new_worker(&proxy, 10, mirror);
     let primary = request(&proxy, &worker, b"{}").expect("opened");
     assert!(!primary.buffers_body());
+}
+
+fn routes(proxy: &FakeProxy, config: Value) -> Worker {
+    let config = Config::from_json(config.to_string().as_bytes()).unwrap();
+    Worker::new(proxy, config, Rng::from_seed(3))
+}
+
+#[test]
+fn route_header_is_always_the_filters_choice() {
+    let proxy = FakeProxy::new(NOW);
+    let worker = routes(
+        &proxy,
+        json!({"routes": [{"name": "r", "hosts": ["api"],
+        "backends": [{"cluster": "a", "weight": 1}, {"cluster": "b", "weight": 0}]}]}),
+    );
+    let request = FakeHeaders::new(&[(":authority", "api"), ("x-split-cluster", "b")]);
+    let routed = worker.route_request(&proxy, &request).unwrap();
+    assert_eq!((routed.route, routed.backend), (0, 0));
+    assert_eq!(request.get("x-split-cluster").as_deref(), Some("a"));
+    // No route: the client's header is removed.
+    let request = FakeHeaders::new(&[(":authority", "other"), ("x-split-cluster", "b")]);
+    assert!(worker.route_request(&proxy, &request).is_none());
+    assert_eq!(request.get("x-split-cluster"), None);
+    assert_eq!(proxy.stat(crate::metrics::UNMATCHED), Some(1));
+}
+
+#[test]
+fn mirror_sent_by_envoy_gets_its_header_set_or_removed() {
+    let proxy = FakeProxy::new(NOW);
+    let worker = routes(
+        &proxy,
+        json!({"routes": [{"name": "r", "backends": [{"cluster": "a"}],
+        "mirrors": [
+            {"cluster": "in", "cluster_header": "x-mirror-in", "percent": 100},
+            {"cluster": "out", "cluster_header": "x-mirror-out", "percent": 0}]}]}),
+    );
+    let request = FakeHeaders::new(&[(":authority", "api"), ("x-mirror-out", "out")]);
+    let route = &worker.config.routes[0];
+    assert!(worker.start_mirror(&proxy, &request, (0, route)).is_none());
+    assert_eq!(request.get("x-mirror-in").as_deref(), Some("in"));
+    assert_eq!(
+        request.get("x-mirror-out"),
+        None,
+        "a client cannot ask for a copy"
+    );
+    assert_eq!(
+        request.reads.get(),
+        0,
+        "no header read without a method filter"
+    );
+}
+
+#[test]
+fn copy_starts_with_the_requests_headers_and_a_too_long_declared_body_keeps_nothing() {
+    let proxy = FakeProxy::new(NOW);
+    let worker = routes(
+        &proxy,
+        json!({"routes": [{"name": "r", "backends": [{"cluster": "a"}],
+        "mirrors": [{"cluster": "shadow", "max_body_bytes": 10, "methods": ["POST"]}]}]}),
+    );
+    let route = &worker.config.routes[0];
+    let get = FakeHeaders::new(&[(":method", "GET"), (":path", "/")]);
+    assert!(worker.start_mirror(&proxy, &get, (0, route)).is_none());
+    let post = FakeHeaders::new(&[
+        (":method", "POST"),
+        (":path", "/"),
+        ("content-length", "11"),
+    ]);
+    let copy = worker.start_mirror(&proxy, &post, (0, route)).unwrap();
+    assert_eq!(copy.mirrors, [0]);
+    assert!(!copy.body.wants(1), "declared over the limit: nothing kept");
+    let mut primary = None;
+    worker.finish_copy(&proxy, copy, Vec::new(), &mut primary);
+    assert_eq!(mirror_stat_of(&proxy, "shadow", Skip::BodyTooLarge), 1);
+    assert_eq!(mirror_stat_of(&proxy, "shadow", Skip::Method), 1);
+}
+
+fn mirror_stat_of(proxy: &FakeProxy, mirror: &str, skip: Skip) -> i64 {
+    let name = mirror_counter("r", mirror, MirrorOutcome::Skipped(skip));
+    proxy.stat(&name).unwrap_or(0)
+}
+
+#[test]
+fn response_gets_the_cookie_and_backend_name_and_a_rollout_counts_it() {
+    let proxy = FakeProxy::new(NOW);
+    let worker = routes(
+        &proxy,
+        json!({"response_header": "x-backend", "routes": [{"name": "r",
+        "sticky": {"cookie": "sid", "set_cookie": true},
+        "backends": [{"cluster": "a", "weight": 1}, {"cluster": "c", "weight": 0}],
+        "rollout": {"canary": "c", "guard": {"max_error_rate": 0.1, "min_requests": 10, "window_s": 10}}}]}),
+    );
+    let request = FakeHeaders::new(&[(":path", "/")]);
+    let mut routed = worker.route_request(&proxy, &request).unwrap();
+    assert_eq!(routed.rollout_at, Some(NOW));
+    let response = FakeHeaders::new(&[(":status", "503")]);
+    worker.respond(&proxy, &response, &mut routed);
+    assert_eq!(response.get("x-backend").as_deref(), Some("a"));
+    let cookie = response.get("set-cookie").unwrap();
+    assert!(
+        cookie.starts_with("sid=") && cookie.contains("Max-Age=2592000"),
+        "{cookie}"
+    );
+    let answers = "split_mirror_responses_total;route=r;backend=a;class=5xx";
+    assert_eq!(proxy.stat(answers), Some(1));
+    // Counted once per request, however often the callback runs.
+    worker.respond(&proxy, &response, &mut routed);
+    assert_eq!(proxy.stat(answers), Some(1));
+    assert_eq!(response.all("set-cookie").len(), 1);
 }
