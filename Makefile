@@ -138,7 +138,7 @@ optimize: build $(BINARYEN)
 	@echo "$(OPT_WASM): $$(wc -c < $(OPT_WASM)) bytes (from $$(wc -c < $(WASM)))"
 
 # Istio's Wasm image (compat variant: plugin.wasm in one layer) as an OCI layout in target/oci,
-# without a Docker engine. Push it with skopeo, oras or crane (examples/istio/README.md).
+# without a Docker engine. Push it with skopeo, oras or crane (docs/istio.md).
 oci: build
 	$(PYTHON) tools/oci.py --out target/oci --tag 0.1.0
 

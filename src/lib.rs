@@ -10,6 +10,8 @@ pub mod check;
 pub mod compare;
 pub mod config;
 pub mod hosts;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod import;
 pub mod metrics;
 pub mod mirror;
 pub mod proxy;

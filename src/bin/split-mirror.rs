@@ -1,4 +1,5 @@
-//! `split-mirror check FILE...` and `split-mirror schema`: see `split_mirror::check`.
+//! `split-mirror check FILE...` and `split-mirror schema`: see `split_mirror::check`;
+//! `import`, `promote` and `resume`: see `split_mirror::import`.
 
 #[cfg(not(target_arch = "wasm32"))]
 fn main() -> std::process::ExitCode {
@@ -17,17 +18,22 @@ mod cli {
     const USAGE: &str =
         "usage: split-mirror check FILE...   validate configurations as the filter does \
 (JSON; YAML with WasmPlugins or Envoy configs)
-       split-mirror schema          print the configuration's JSON Schema";
+       split-mirror schema          print the configuration's JSON Schema
+       (check - reads stdin)";
 
     pub fn run(args: Vec<String>) -> ExitCode {
         match args.first().map(String::as_str) {
             Some("check") if args.len() > 1 => check(&args[1..]),
+            Some("import") => split_mirror::import::cli::run_import(&args[1..]),
+            Some(command @ ("promote" | "resume")) => {
+                split_mirror::import::cli::run_edit(command, &args[1..])
+            }
             Some("schema") if args.len() == 1 => {
                 print!("{}", schema());
                 ExitCode::SUCCESS
             }
             _ => {
-                eprintln!("{USAGE}");
+                eprintln!("{USAGE}\n{}", split_mirror::import::cli::USAGE);
                 ExitCode::from(2)
             }
         }
@@ -37,9 +43,19 @@ mod cli {
     fn check(files: &[String]) -> ExitCode {
         let mut all_valid = true;
         for file in files {
-            let found = std::fs::read_to_string(file)
-                .map_err(|e| format!("cannot read: {e}"))
-                .and_then(|text| configurations(file, &text));
+            // `-`: stdin, read as YAML (of which JSON is a subset) when it is not JSON.
+            let found = split_mirror::import::cli::read_input(file)
+                .map_err(|e| e.trim_start_matches(&format!("{file}: ")).to_string())
+                .and_then(|text| {
+                    let name = if file == "-"
+                        && serde_json::from_str::<serde_json::Value>(&text).is_err()
+                    {
+                        "-.yaml"
+                    } else {
+                        file.as_str()
+                    };
+                    configurations(name, &text)
+                });
             let found = match found {
                 Ok(found) => found,
                 Err(message) => {
