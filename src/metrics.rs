@@ -8,7 +8,7 @@
 
 use crate::compare::Part;
 use crate::mirror::Skip;
-use crate::proxy::LazyMetric;
+use crate::proxy::metric::LazyMetric;
 use crate::rollout::guard::StatusClass;
 use crate::routing::Reason;
 use crate::tcp::TcpReason;

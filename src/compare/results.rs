@@ -6,7 +6,8 @@ use super::{Compare, Part, Verdict};
 use crate::metrics::{
     compare_counter, compare_diff_counter, compare_field_counter, MAX_COMPARE_FIELDS,
 };
-use crate::proxy::{LazyMetric, MetricKind, Proxy};
+use crate::proxy::metric::LazyMetric;
+use crate::proxy::{MetricKind, Proxy};
 use std::cell::RefCell;
 use std::collections::HashMap;
 

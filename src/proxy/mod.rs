@@ -7,9 +7,7 @@
 
 #[cfg(test)]
 pub mod double;
-mod metric;
-
-pub use metric::{define, LazyMetric};
+pub mod metric;
 
 use std::time::Duration;
 

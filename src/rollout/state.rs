@@ -15,7 +15,8 @@ use crate::config::{Config, Route};
 use crate::metrics::{
     responses_counter, rollout_aborted_gauge, rollout_canary_weight_gauge, rollout_step_gauge,
 };
-use crate::proxy::{LazyMetric, MetricKind, Proxy};
+use crate::proxy::metric::LazyMetric;
+use crate::proxy::{MetricKind, Proxy};
 use crate::routing::Split;
 use std::cell::{Cell, RefCell};
 use std::time::Duration;

@@ -6,7 +6,8 @@ use super::filter_state::{set_filter_state_arguments, LifeSpan, TCP_PROXY_CLUSTE
 use super::{choose_backend, match_route, TcpReason};
 use crate::config::Config;
 use crate::metrics::{tcp_connection_counter, CounterTable, TCP_UNMATCHED};
-use crate::proxy::{define, MetricKind, Proxy, Refused};
+use crate::proxy::metric::define;
+use crate::proxy::{MetricKind, Proxy, Refused};
 use crate::random::Rng;
 use std::cell::Cell;
 

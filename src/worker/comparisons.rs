@@ -2,7 +2,8 @@
 //! baseline, the baseline's), fed the primary's answer when the request's stream ends and the
 //! copies' answers when their calls end, in any order, and reported when complete or overdue.
 
-use super::{MirrorCopy, Worker};
+use super::copy::MirrorCopy;
+use super::state::Worker;
 use crate::compare::answers::PrimaryAnswer;
 use crate::compare::pending::{Ready, Role, Side};
 use crate::compare::Compare;

@@ -1,7 +1,7 @@
 //! A request's shadow copy, assembled while the primary streams past, then handed to the
 //! outbox: one shadow per mirror that admitted the request.
 
-use super::Worker;
+use super::state::Worker;
 use crate::compare::answers::PrimaryAnswer;
 use crate::metrics::MirrorOutcome;
 use crate::mirror::{BodyCopy, Shadow, ShadowHeaders, Skip};

@@ -7,7 +7,8 @@ use crate::config::Config;
 use crate::metrics::{
     mirror_counter, request_counter, CounterTable, MirrorOutcome, SHADOWS_IN_FLIGHT, UNMATCHED,
 };
-use crate::proxy::{define, MetricKind, Proxy};
+use crate::proxy::metric::define;
+use crate::proxy::{MetricKind, Proxy};
 use crate::routing::Reason;
 
 /// Every request and mirror stat of one configuration in one worker.

@@ -3,7 +3,8 @@
 //! chosen backend's name handed to the client. The choosing is `routing`'s and the sampling `mirror`'s; this is their use on one
 //! request.
 
-use super::{MirrorCopy, Worker};
+use super::copy::MirrorCopy;
+use super::state::Worker;
 use crate::config::Route;
 use crate::metrics::MirrorOutcome;
 use crate::mirror::header_map;

@@ -1,7 +1,7 @@
 //! Shadows leave through the outbox: queued by a request, sent on the root's tick, counted
 //! against the in-flight cap until the proxy reports their end.
 
-use super::Worker;
+use super::state::Worker;
 use crate::compare::answers::{shadow_side, ShadowAnswer};
 use crate::compare::pending::{Role, Side};
 use crate::metrics::MirrorOutcome;

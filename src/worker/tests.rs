@@ -3,11 +3,15 @@
 
 use super::*;
 use crate::compare::answers::{PrimaryAnswer, ShadowAnswer, UPSTREAM_TIME_HEADER};
+use crate::config::Config;
+use crate::metrics::MirrorOutcome;
 use crate::metrics::{compare_counter, mirror_counter};
 use crate::mirror::outbox::{IDLE_TICKS_BEFORE_STOP, OUTBOX_TICK};
 use crate::mirror::Skip;
 use crate::proxy::double::{FakeHeaders, FakeProxy};
+use crate::random::Rng;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 const NOW: u64 = 1_800_000_000_000;
 
