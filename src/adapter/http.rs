@@ -46,10 +46,12 @@ const REQUEST: StreamHeaders = StreamHeaders(MapType::HttpRequestHeaders);
 const RESPONSE: StreamHeaders = StreamHeaders(MapType::HttpResponseHeaders);
 
 impl Headers for StreamHeaders {
+    #[inline(always)]
     fn header(&self, name: &str) -> Option<Vec<u8>> {
         read_header(self.0, name)
     }
 
+    #[inline(always)]
     fn set_header(&self, name: &str, value: Option<&[u8]>) {
         write_header(self.0, name, value);
     }

@@ -29,7 +29,7 @@ impl Connection for SplitMirrorTcp {
     }
 
     fn set_filter_state(&self, arguments: &[u8]) -> Result<(), Refused> {
-        abi::call_foreign_function(SET_ENVOY_FILTER_STATE, arguments)
+        abi::call_foreign_function(SET_ENVOY_FILTER_STATE, arguments).map_err(Refused::from)
     }
 }
 

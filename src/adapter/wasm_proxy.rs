@@ -16,11 +16,11 @@ impl Proxy for WasmProxy {
     }
 
     fn shared_data(&self, key: &str) -> Result<Shared, Refused> {
-        abi::shared_data(key)
+        abi::shared_data(key).map_err(Refused::from)
     }
 
     fn set_shared_data(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), Refused> {
-        abi::set_shared_data(key, value, cas)
+        abi::set_shared_data(key, value, cas).map_err(Refused::from)
     }
 
     fn define_metric(&self, kind: MetricKind, name: &str) -> Result<u32, Refused> {
@@ -28,9 +28,10 @@ impl Proxy for WasmProxy {
             MetricKind::Counter => MetricType::Counter,
             MetricKind::Gauge => MetricType::Gauge,
         };
-        abi::define_metric(kind, name)
+        abi::define_metric(kind, name).map_err(Refused::from)
     }
 
+    #[inline(always)]
     fn add_metric(&self, id: u32, delta: i64) {
         // Stats are best effort: a failed increment must not disturb the request.
         let _ = abi::increment_metric(id, delta);
@@ -56,6 +57,6 @@ impl Proxy for WasmProxy {
 
     fn set_tick(&self, period: Duration) -> Result<(), Refused> {
         let ms = u32::try_from(period.as_millis()).unwrap_or(u32::MAX);
-        abi::set_tick_ms(ms)
+        abi::set_tick_ms(ms).map_err(Refused::from)
     }
 }

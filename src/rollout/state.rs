@@ -68,6 +68,7 @@ impl Rollouts {
     }
 
     /// The weights for a request on route `index` at `now_ms`.
+    #[inline(always)]
     pub fn split<'c>(
         &self,
         proxy: &impl Proxy,

@@ -48,6 +48,7 @@ impl Counters {
     }
 
     /// Counts a request routed to `backend` of `route` for `reason`.
+    #[inline(always)]
     pub fn request(
         &self,
         proxy: &impl Proxy,

@@ -44,6 +44,7 @@ impl<R: Headers> RequestHeaders for Fetched<'_, R> {
 impl Worker {
     /// Chooses the backend and writes the route header; `None` if no route matched (then a
     /// route header the client sent is removed: clients never name a cluster).
+    #[inline(always)]
     pub fn route_request(&self, proxy: &impl Proxy, request: &impl Headers) -> Option<Routed> {
         let config = &self.config;
         // Each fetched value costs a call back into the VM to allocate it: skip what no route
@@ -142,6 +143,7 @@ impl Worker {
 impl Worker {
     /// The response's headers: a rollout counts the answer's status class, the client gets a
     /// minted sticky cookie and, if configured, the chosen backend's name.
+    #[inline(always)]
     pub fn respond(&self, proxy: &impl Proxy, response: &impl Headers, routed: &mut Routed) {
         // Only routes with a rollout read `:status`; the others pay one branch.
         if let Some(at) = routed.rollout_at.take() {

@@ -47,6 +47,7 @@ impl Worker {
     }
 
     /// Counts a request routed to `backend` of `route` for `reason`.
+    #[inline(always)]
     pub fn count_request(&self, proxy: &impl Proxy, route: usize, backend: usize, reason: Reason) {
         self.counters
             .request(proxy, &self.config, (route, backend), reason);
@@ -70,6 +71,7 @@ impl Worker {
     }
 
     /// Runs `draw` with this worker's generator (one generator per worker, seeded once).
+    #[inline(always)]
     pub fn with_rng<T>(&self, draw: impl FnOnce(&mut Rng) -> T) -> T {
         let mut rng = self.rng.get();
         let result = draw(&mut rng);
