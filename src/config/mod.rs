@@ -13,9 +13,10 @@ pub use error::ConfigError;
 pub use tcp::{FilterKind, TcpRoute, TCP_ROOT_ID};
 
 use crate::hosts::HostPattern;
+use crate::keys::{KeySource, ValueMatch};
 use crate::mirror::Mirror;
 use crate::rollout::Rollout;
-use crate::routing::keys::{KeySource, ValueMatch};
+use crate::route_index::{RouteHosts, RouteIndex};
 use crate::weights::WeightTable;
 use error::{in_route, route_label};
 use raw::{RawConfig, RawRoute};
@@ -43,7 +44,7 @@ pub struct Config {
     /// Some route has a path prefix other than `/`: the adapter must fetch `:path`.
     pub needs_path: bool,
     /// Finds the first matching route without reading every route.
-    pub index: crate::routing::RouteIndex,
+    pub index: RouteIndex,
     /// The network filter's routes, in config order: the first matching route wins.
     pub tcp_routes: Vec<TcpRoute>,
 }
@@ -182,7 +183,10 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         max_shadows_in_flight,
         needs_authority: routes.iter().any(|r| !r.hosts.is_empty()),
         needs_path: routes.iter().any(|r| r.path_prefix != "/"),
-        index: crate::routing::RouteIndex::new(&routes),
+        index: RouteIndex::new(routes.iter().map(|route| RouteHosts {
+            hosts: &route.hosts,
+            tagged_hosts: &route.tagged_hosts,
+        })),
         tcp_routes,
         routes,
     })
