@@ -6,11 +6,11 @@
 use super::copy::MirrorCopy;
 use super::state::Worker;
 use crate::config::Route;
+use crate::keys::KeySource;
 use crate::metrics::MirrorOutcome;
 use crate::mirror::header_map;
 use crate::proxy::{Headers, Proxy};
 use crate::rollout::guard::StatusClass;
-use crate::routing::keys::KeySource;
 use crate::routing::{RequestHeaders, RequestView};
 
 /// What routing decided for a request.
