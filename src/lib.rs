@@ -16,12 +16,14 @@ pub mod import;
 pub mod keys;
 pub mod metrics;
 pub mod mirror;
+pub mod proxy;
 pub mod random;
 pub mod rollout;
 pub mod route_index;
 pub mod routing;
 pub mod tcp;
 pub mod weights;
+pub mod worker;
 
 #[cfg(target_arch = "wasm32")]
 mod adapter;
