@@ -14,11 +14,13 @@ pub mod hosts;
 pub mod import;
 pub mod metrics;
 pub mod mirror;
+pub mod proxy;
 pub mod random;
 pub mod rollout;
 pub mod routing;
 pub mod tcp;
 pub mod weights;
+pub mod worker;
 
 #[cfg(target_arch = "wasm32")]
 mod adapter;

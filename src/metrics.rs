@@ -8,10 +8,10 @@
 
 use crate::compare::Part;
 use crate::mirror::Skip;
+use crate::proxy::metric::LazyMetric;
 use crate::rollout::guard::{AbortReason, StatusClass};
 use crate::routing::Reason;
 use crate::tcp::TcpReason;
-use std::cell::Cell;
 
 /// Requests for which no route matched (the route header was removed).
 pub const UNMATCHED: &str = "split_mirror_unmatched_total";
@@ -120,16 +120,6 @@ pub fn compare_field_counter(route: &str, mirror: &str, field: &str) -> String {
 /// Distinct `field` labels kept per mirror; later fields count as `field="other"`.
 pub const MAX_COMPARE_FIELDS: usize = 50;
 
-/// One counter of a worker: not defined yet, defined (the host's id), or refused by the host
-/// (then a no-op counter, never asked for again).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-enum Slot {
-    #[default]
-    Undefined,
-    Defined(u32),
-    Refused,
-}
-
 /// A family of counters indexed `[route][cluster][kind]` (cluster: a route's backend or mirror;
 /// kind: a [`Reason`] or [`MirrorOutcome`]), each defined on its first use. One flat table of
 /// slots in one allocation: finding a counter is an index computation, and after its first use
@@ -138,7 +128,7 @@ enum Slot {
 pub struct CounterTable<const KINDS: usize> {
     /// Route `r`'s slots are `slots[starts[r]..starts[r + 1]]`, `KINDS` per cluster.
     starts: Vec<usize>,
-    slots: Vec<Cell<Slot>>,
+    slots: Vec<LazyMetric>,
 }
 
 impl<const KINDS: usize> CounterTable<KINDS> {
@@ -152,7 +142,7 @@ impl<const KINDS: usize> CounterTable<KINDS> {
         }
         CounterTable {
             starts,
-            slots: vec![Cell::new(Slot::Undefined); end],
+            slots: vec![LazyMetric::default(); end],
         }
     }
 
@@ -166,19 +156,10 @@ impl<const KINDS: usize> CounterTable<KINDS> {
         kind: usize,
         define: impl FnOnce() -> Option<u32>,
     ) -> Option<u32> {
-        let slot = self.slot(route, cluster, kind)?;
-        match slot.get() {
-            Slot::Defined(id) => Some(id),
-            Slot::Refused => None,
-            Slot::Undefined => {
-                let id = define();
-                slot.set(id.map_or(Slot::Refused, Slot::Defined));
-                id
-            }
-        }
+        self.slot(route, cluster, kind)?.id(define)
     }
 
-    fn slot(&self, route: usize, cluster: usize, kind: usize) -> Option<&Cell<Slot>> {
+    fn slot(&self, route: usize, cluster: usize, kind: usize) -> Option<&LazyMetric> {
         let (start, end) = (*self.starts.get(route)?, *self.starts.get(route + 1)?);
         if kind >= KINDS {
             return None;

@@ -1,14 +1,13 @@
-//! The only code that calls proxy-wasm: the root context (configuration) and the HTTP context
-//! (per request), and the network filter's connection context (`tcp`). Everything it decides comes from the pure modules.
+//! The only code that calls proxy-wasm: it turns the host's callbacks into calls of the pure
+//! modules (`worker`, `rollout::state`, `compare`, `mirror`), and implements their `Proxy`.
+//! The root context (configuration, the tick, HTTP call answers), the HTTP context (per
+//! request), and the network filter's connection context (`tcp`).
 
-mod compare;
-mod counters;
-mod host;
+mod abi;
 mod http;
-mod rollout;
-mod rollout_metrics;
 mod root;
 mod tcp;
+mod wasm_proxy;
 
 proxy_wasm::main! {{
     // The SDK's logger for the `log` crate, and its panic hook, which puts a panic's message in

@@ -4,8 +4,10 @@
 //! (noise: timestamps, ids) and which it does not (a regression). Pure functions; the adapter
 //! collects the answers.
 
+pub mod answers;
 mod json;
 pub mod pending;
+pub mod results;
 
 pub use json::Pointer;
 

@@ -23,6 +23,16 @@ pub fn pairs(bytes: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
     Some(out)
 }
 
+/// The pairs of a serialized map that are text (others are left out: an HTTP call takes text
+/// only); none if it is malformed.
+pub fn text_pairs(bytes: &[u8]) -> Vec<(String, String)> {
+    let text = |b: &[u8]| String::from_utf8(b.to_vec()).ok();
+    let pairs = pairs(bytes).unwrap_or_default().into_iter();
+    pairs
+        .filter_map(|(name, value)| Some((text(name)?, text(value)?)))
+        .collect()
+}
+
 fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
     let word = bytes.get(at..at.checked_add(4)?)?;
     Some(u32::from_le_bytes(word.try_into().ok()?))

@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 pub mod header_map;
+pub mod outbox;
 
 /// One in a million: the finest sampling step (Envoy's FractionalPercent MILLION).
 pub const PER_MILLION: u32 = 1_000_000;
@@ -201,6 +202,11 @@ impl BodyCopy {
             limit,
             overflowed: false,
         }
+    }
+
+    /// The most bytes it keeps.
+    pub fn limit(&self) -> usize {
+        self.limit
     }
 
     /// Whether the next `len` bytes still fit: once over the limit, nothing more is kept.

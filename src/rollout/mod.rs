@@ -13,6 +13,7 @@ pub mod cusum;
 pub mod guard;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod run_length;
+pub mod state;
 pub mod time;
 
 use crate::weights::WeightTable;

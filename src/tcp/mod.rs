@@ -3,6 +3,7 @@
 //! with the monotone sticky rule of HTTP keys), and the bytes of the `set_envoy_filter_state`
 //! call that hands the cluster to `tcp_proxy`.
 
+pub mod connection;
 pub mod filter_state;
 
 use crate::config::TcpRoute;
