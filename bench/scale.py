@@ -29,8 +29,8 @@ import sys
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import run as bench  # noqa: E402  (bench/run.py: configs, reference filters, the Envoy wrapper)
-from run import harness  # noqa: E402
+import variants as bench  # noqa: E402  (bench/variants.py: configs, reference filters, the Envoy wrapper)
+from variants import harness  # noqa: E402
 
 VARIANTS = ("native", "empty", "filter")
 # The inaccessible rest of a V8 wasm memory reservation (8 GiB and guards on x86-64); nothing

@@ -5,10 +5,10 @@
 
 use crate::config::raw::RawConfig;
 use crate::config::{Config, FilterKind};
+use crate::keys::{KeySource, ValueMatch};
 use crate::rollout::guard::{Guard, SILENT_ANSWERS};
 use crate::rollout::time::format_rfc3339;
 use crate::rollout::Rollout;
-use crate::routing::keys::{KeySource, ValueMatch};
 use serde::Deserialize;
 use serde_json::Value;
 use std::fmt::Write as _;

@@ -9,14 +9,17 @@
 pub mod check;
 pub mod compare;
 pub mod config;
+pub mod hash;
 pub mod hosts;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod import;
+pub mod keys;
 pub mod metrics;
 pub mod mirror;
 pub mod proxy;
 pub mod random;
 pub mod rollout;
+pub mod route_index;
 pub mod routing;
 pub mod tcp;
 pub mod weights;

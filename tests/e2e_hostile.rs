@@ -120,7 +120,7 @@ fn hostile_requests_get_normal_answers_and_never_trap_the_filter() {
         .max_request_headers_kb(96)
         .concurrency(2)
         .start();
-    let vm_created = envoy.stat("wasm.envoy.wasm.runtime.v8.created");
+    let vm_created = envoy.stat_required("wasm.envoy.wasm.runtime.v8.created");
 
     for round in 0..3 {
         for (label, request) in hostile_requests() {
@@ -170,7 +170,7 @@ fn hostile_requests_get_normal_answers_and_never_trap_the_filter() {
         );
     }
     assert_eq!(
-        envoy.stat("wasm.envoy.wasm.runtime.v8.created"),
+        envoy.stat_required("wasm.envoy.wasm.runtime.v8.created"),
         vm_created,
         "a VM was recreated"
     );

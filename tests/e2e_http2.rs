@@ -4,7 +4,9 @@
 //! client-sent route header never wins. gRPC calls (unary and client-streaming, to recording h2c
 //! servers: tests/common/h2_server.py) are mirrored with their content-type, path, metadata,
 //! message bytes and request trailers, and a failing shadow never changes the primary's
-//! `grpc-status`.
+//! `grpc-status`. The same with a real gRPC stack (PyPI grpcio client and servers,
+//! tests/common/grpc_peer.py): the split and overrides, copies that run a grpcio shadow's
+//! handler (which needs `te: trailers` on the copy), and the comparison of `grpc-status`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -315,7 +317,7 @@ fn grpc_unary_and_client_streaming_calls_reach_the_shadow_unchanged() {
             .collect();
         assert_eq!(copy["body"], sent, "call {id}: message bytes");
         assert_eq!(original["body"], sent, "call {id}: primary's message bytes");
-        for name in [":path", ":method", "content-type", "x-tenant-bin"] {
+        for name in [":path", ":method", "content-type", "te", "x-tenant-bin"] {
             assert_eq!(
                 header(&copy["headers"], name),
                 header(&call["headers"], name),
@@ -468,4 +470,282 @@ fn a_grpc_status_in_the_trailers_is_compared() {
     );
     assert!(envoy.wait_for_log("differ: POST /echo.Echo/Unary (1 differences): status: \"200 grpc-status 0\" vs \"200 grpc-status 14\""),
         "{}", envoy.log_tail(20));
+}
+
+// --- A real gRPC stack (PyPI grpcio, C-core) as client and servers: tests/common/grpc_peer.py.
+// The recording h2 servers above accept requests real gRPC servers refuse (a copy without
+// `te: trailers` is reset by grpcio's server); these tests hold the filter to what grpcio does.
+
+/// A grpcio server of `echo.Echo` that records every call its handler ran.
+struct GrpcServer {
+    child: std::process::Child,
+    port: u16,
+    record: PathBuf,
+}
+
+impl GrpcServer {
+    fn start(name: &str) -> GrpcServer {
+        GrpcServer::start_failing(name, None)
+    }
+
+    /// Every call fails with gRPC status `code` (the handler still runs and records it).
+    fn start_failing(name: &str, code: Option<u32>) -> GrpcServer {
+        let port = free_port();
+        let record = scratch_dir("grpc-server").join(format!("{name}.jsonl"));
+        let child = Command::new(repo_root().join(".venv/bin/python"))
+            .arg(repo_root().join("tests/common/grpc_peer.py"))
+            .args(["server", &port.to_string(), name])
+            .arg(&record)
+            .args(code.map(|c| c.to_string()))
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "grpc_peer.py server {name} did not listen (pip install grpcio: `make envoy`)"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        GrpcServer {
+            child,
+            port,
+            record,
+        }
+    }
+
+    /// The calls its handler ran: `{"method", "metadata", "messages"}`.
+    fn calls(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.record)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
+    /// Waits (at most 10 s) until `n` calls are recorded.
+    fn wait_for(&self, n: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let calls = self.calls();
+            if calls.len() >= n || Instant::now() > deadline {
+                return calls;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for GrpcServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One call for grpc_peer.py's client: `Unary` (one message) or `Collect` (client streaming).
+fn grpcio_call(method: &str, messages: &[String], metadata: &[(&str, String)]) -> Value {
+    json!({"method": method, "messages": messages, "metadata": metadata})
+}
+
+/// Sends `calls` with grpcio's client on one channel to Envoy (`:authority` grpc.test); the
+/// `{"code", "reply"}` of each (the reply is the name of the server that answered).
+fn grpcio_send(envoy: &Envoy, calls: &[Value]) -> Vec<Value> {
+    let mut child = Command::new(repo_root().join(".venv/bin/python"))
+        .arg(repo_root().join("tests/common/grpc_peer.py"))
+        .args(["client", &envoy.port.to_string(), "grpc.test"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let body = serde_json::to_vec(calls).unwrap();
+        child.stdin.take().unwrap().write_all(&body).unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "grpc_peer.py client (pip install grpcio: `make envoy`): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(results.len(), calls.len());
+    results
+}
+
+#[test]
+fn grpcio_calls_split_by_weight_and_follow_overrides() {
+    let (v1, v2) = (GrpcServer::start("grpc-v1"), GrpcServer::start("grpc-v2"));
+    let config = json!({"routes": [{"name": "grpc",
+        "backends": [{"cluster": "grpc-v1", "weight": 80}, {"cluster": "grpc-v2", "weight": 20}],
+        "overrides": [{"header": "x-canary", "value": "always", "backend": "grpc-v2"}]}]});
+    let envoy = FrontProxy::new(&config, &[("grpc-v1", v1.port), ("grpc-v2", v2.port)])
+        .http2_upstreams()
+        .start();
+    // 1,000 calls at 20 %: sigma 0.0126, the tolerance 0.0506 is 4 sigma.
+    const CALLS: usize = 1000;
+    let calls: Vec<Value> = (0..CALLS)
+        .map(|i| grpcio_call("Unary", &[format!("split-{i}")], &[]))
+        .collect();
+    let results = grpcio_send(&envoy, &calls);
+    assert!(results.iter().all(|r| r["code"] == 0), "{results:?}");
+    let on_v2 = results.iter().filter(|r| r["reply"] == "grpc-v2").count();
+    let tolerance = common::four_sigma(0.2, CALLS);
+    common::assert_share_within("grpc-v2", on_v2, CALLS, 0.2, tolerance);
+    // The handlers ran: each server recorded the calls it answered.
+    assert_eq!(v2.calls().len(), on_v2);
+    assert_eq!(v1.calls().len(), CALLS - on_v2);
+
+    let forced: Vec<Value> = (0..100)
+        .map(|i| {
+            grpcio_call(
+                "Unary",
+                &[format!("forced-{i}")],
+                &[("x-canary", "always".into())],
+            )
+        })
+        .collect();
+    let results = grpcio_send(&envoy, &forced);
+    assert!(
+        results
+            .iter()
+            .all(|r| r["code"] == 0 && r["reply"] == "grpc-v2"),
+        "{results:?}"
+    );
+    assert_eq!(v2.calls().len(), on_v2 + 100);
+    eprintln!("grpcio through Envoy: grpc-v2 answered {on_v2}/{CALLS} at 20 %, 100/100 overridden");
+}
+
+#[test]
+fn grpcio_unary_and_client_streaming_copies_run_the_shadows_handler() {
+    let (primary, shadow) = (
+        GrpcServer::start("grpc-v1"),
+        GrpcServer::start("grpc-shadow"),
+    );
+    let envoy = grpc_proxy(
+        json!([{"cluster": "grpc-shadow", "percent": 100}]),
+        &[("grpc-v1", primary.port), ("grpc-shadow", shadow.port)],
+    )
+    .start();
+    const EACH: usize = 50;
+    let mut calls = Vec::new();
+    for i in 0..EACH {
+        let id = ("x-call-id", format!("u{i}"));
+        calls.push(grpcio_call("Unary", &[format!("unary-{i}")], &[id]));
+        let messages: Vec<String> = (0..3).map(|m| format!("stream-{i}-{m}")).collect();
+        calls.push(grpcio_call(
+            "Collect",
+            &messages,
+            &[("x-call-id", format!("s{i}"))],
+        ));
+    }
+    let results = grpcio_send(&envoy, &calls);
+    assert!(
+        results
+            .iter()
+            .all(|r| r["code"] == 0 && r["reply"] == "grpc-v1"),
+        "{results:?}"
+    );
+    let copies = shadow.wait_for(2 * EACH);
+    let mirrored = envoy.stat_required(
+        "wasmcustom.split_mirror_mirror_total;route=grpc;mirror=grpc-shadow;outcome=mirrored",
+    );
+    let answered = envoy.stat("cluster.grpc-shadow.upstream_rq_2xx");
+    let failed = envoy.stat("cluster.grpc-shadow.upstream_rq_5xx");
+    eprintln!(
+        "{} calls: filter mirrored {mirrored}, shadow cluster 2xx {answered} 5xx {failed}, \
+         the shadow's handler ran {}",
+        2 * EACH,
+        copies.len()
+    );
+    assert_eq!(mirrored, 2 * EACH as u64);
+    assert_eq!(
+        copies.len(),
+        2 * EACH,
+        "the grpcio shadow's handler ran {} of {} copies (5xx at the shadow cluster: {failed})",
+        copies.len(),
+        2 * EACH
+    );
+    for call in &calls {
+        let id = call["metadata"][0][1].as_str().unwrap();
+        let copy = copies
+            .iter()
+            .find(|c| {
+                c["metadata"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|pair| pair[0] == "x-call-id" && pair[1] == id)
+            })
+            .unwrap_or_else(|| panic!("call {id} did not reach the shadow's handler"));
+        assert_eq!(copy["method"], call["method"], "call {id}");
+        assert_eq!(copy["messages"], call["messages"], "call {id}: messages");
+    }
+    assert_eq!(primary.calls().len(), 2 * EACH);
+}
+
+#[test]
+fn grpcio_status_is_compared_against_real_servers() {
+    let primary = GrpcServer::start("grpc-v1");
+    let same = GrpcServer::start("grpc-same");
+    // 14: UNAVAILABLE, in the trailers of an HTTP 200 answer, as grpcio sends it.
+    let unavailable = GrpcServer::start_failing("grpc-unavailable", Some(14));
+    let envoy = grpc_proxy(
+        json!([{"cluster": "grpc-same", "compare": {}}, {"cluster": "grpc-unavailable", "compare": {}}]),
+        &[("grpc-v1", primary.port), ("grpc-same", same.port), ("grpc-unavailable", unavailable.port)],
+    )
+    .start();
+    const CALLS: usize = 20;
+    let calls: Vec<Value> = (0..CALLS)
+        .map(|i| grpcio_call("Unary", &[format!("compared-{i}")], &[]))
+        .collect();
+    let results = grpcio_send(&envoy, &calls);
+    assert!(
+        results
+            .iter()
+            .all(|r| r["code"] == 0 && r["reply"] == "grpc-v1"),
+        "{results:?}"
+    );
+    let result = |mirror: &str, result: &str| {
+        envoy.stat(&format!(
+            "wasmcustom.split_mirror_compare_total;route=grpc;mirror={mirror};result={result}"
+        ))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while result("grpc-same", "same") + result("grpc-unavailable", "differ") < 2 * CALLS as u64
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!(
+        "compared: grpc-same same {}, grpc-unavailable differ {}; handlers ran {} and {}",
+        result("grpc-same", "same"),
+        result("grpc-unavailable", "differ"),
+        same.calls().len(),
+        unavailable.calls().len()
+    );
+    assert_eq!(same.wait_for(CALLS).len(), CALLS, "grpc-same's handler");
+    assert_eq!(
+        unavailable.wait_for(CALLS).len(),
+        CALLS,
+        "grpc-unavailable's handler"
+    );
+    assert_eq!(result("grpc-same", "same"), CALLS as u64);
+    assert_eq!(result("grpc-unavailable", "differ"), CALLS as u64);
+    assert_eq!(
+        envoy.stat_required(
+            "wasmcustom.split_mirror_compare_diff_total;route=grpc;mirror=grpc-unavailable;part=status"
+        ),
+        CALLS as u64
+    );
+    assert!(
+        envoy.wait_for_log(
+            "differ: POST /echo.Echo/Unary (1 differences): status: \"200 grpc-status 0\" vs \"200 grpc-status 14\""
+        ),
+        "{}",
+        envoy.log_tail(20)
+    );
 }

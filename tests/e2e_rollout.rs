@@ -6,11 +6,11 @@
 mod common;
 
 use common::backend::{Backend, Behavior};
-use common::client::Request;
+use common::client::{Connection, Request};
 use common::envoy::{Envoy, FrontProxy};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// `offset_s` seconds from now as RFC 3339 (UTC, milliseconds).
 fn rfc3339_in(offset_ms: i64) -> String {
@@ -58,8 +58,10 @@ fn stable_and_canary() -> Value {
     json!([{"cluster": "stable", "weight": 100}, {"cluster": "canary", "weight": 0}])
 }
 
+/// A rollout metric of the filter; each one these tests read must exist (a rollout route's
+/// gauges are published with its configuration), so a missing one fails rather than reads 0.
 fn wasm_stat(envoy: &Envoy, name: &str) -> u64 {
-    envoy.stat(&format!("wasmcustom.{name}"))
+    envoy.stat_required(&format!("wasmcustom.{name}"))
 }
 
 /// `n` requests to host `host` from `threads` client threads (many connections), counted by
@@ -302,27 +304,130 @@ fn guard_does_not_abort_without_evidence_against_the_canary() {
     assert!(!envoy.log().contains("rollout aborted"));
 }
 
+/// The worker that holds each listener connection now: `worker_N.downstream_cx_active` per
+/// worker of the front listener.
+fn active_connections_by_worker(envoy: &Envoy, workers: u32) -> Vec<u64> {
+    let listener = format!("listener.127.0.0.1_{}", envoy.port);
+    (0..workers)
+        .map(|w| envoy.stat_required(&format!("{listener}.worker_{w}.downstream_cx_active")))
+        .collect()
+}
+
+/// Waits (at most 5 s) until the two workers hold `total` connections; the count per worker.
+fn wait_for_connections(envoy: &Envoy, total: u64) -> Vec<u64> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let active = active_connections_by_worker(envoy, 2);
+        if active.iter().sum::<u64>() >= total || Instant::now() > deadline {
+            return active;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The response header naming the backend the filter chose (`response_header`): what the
+/// guard counts, even for an answer Envoy made itself (a local 503 names no server).
+const CHOSEN: &str = "x-chosen";
+
+/// Sends `request` on `connection` until the filter chose the canary `canary_answers` times
+/// (at most `limit` requests) or `stop()` holds; the answers by chosen backend.
+fn send_on(
+    connection: &mut Connection,
+    request: &Request,
+    canary_answers: usize,
+    limit: usize,
+    stop: impl Fn() -> bool,
+) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for _ in 0..limit {
+        let chosen = connection.send(request).header(CHOSEN);
+        *counts
+            .entry(chosen.unwrap_or_else(|| "-".into()))
+            .or_insert(0) += 1;
+        if counts.get("canary").copied().unwrap_or(0) >= canary_answers || stop() {
+            break;
+        }
+    }
+    counts
+}
+
+/// Proves the shared-data propagation: worker A alone sees enough canary failures to abort;
+/// worker B saw fewer than `min_requests` canary answers, so its own guard cannot abort, and
+/// it still stops sending to the canary once it read A's abort on its tick. Were propagation
+/// broken, B would keep its 50 % to the canary and, 15 failures later, abort on its own: a
+/// second "rollout aborted" line.
+///
+/// Steering: Envoy with 2 workers, one listen socket and exact connection balance (each new
+/// connection goes to the worker with the fewest). Connection A is opened and used first, so
+/// it holds one worker; B, opened while A is held, goes to the other. Both are kept alive, so
+/// each request stays on its connection's worker; the per-worker listener stats confirm it.
 #[test]
 fn abort_holds_on_every_worker() {
+    const MIN_REQUESTS: usize = 20;
+    const B_CANARY_ANSWERS: usize = 5;
     let stable = Backend::start("stable");
     let canary = Backend::start_with("canary", Behavior::failing());
     let clusters = [("stable", stable.port), ("canary", canary.port)];
-    let config = json!({"routes": [guarded_route("demo", 20, -10_000)]});
-    let envoy = FrontProxy::new(&config, &clusters).concurrency(2).start();
+    let config = json!({"response_header": CHOSEN,
+        "routes": [guarded_route("demo", MIN_REQUESTS as u64, -10_000)]});
+    let envoy = FrontProxy::new(&config, &clusters)
+        .concurrency(2)
+        .exact_balance()
+        .start();
     let request = Request::get("/").host("demo");
-    // Many connections from 4 threads: both workers serve, and each sees canary failures.
-    spread(&envoy, &request, 400, 4);
-    assert!(envoy.wait_for_log("rollout aborted"), "no abort logged");
-    // The other worker reads the abort on its next one-second tick.
-    std::thread::sleep(Duration::from_millis(2200));
-    let before = canary.count();
-    let after = spread(&envoy, &request, 600, 6);
-    assert_eq!(after.get("canary"), None, "after the abort: {after:?}");
-    assert_eq!(canary.count(), before);
-    assert!(
-        before <= 60,
-        "canary got {before} requests before the abort held"
+
+    // No request before the counting starts: every canary answer of each worker is counted.
+    let mut a = Connection::open(envoy.port);
+    let after_a = wait_for_connections(&envoy, 1);
+    let mut b = Connection::open(envoy.port);
+    let after_b = wait_for_connections(&envoy, 2);
+    assert_eq!(after_a.iter().sum::<u64>(), 1, "A: {after_a:?}");
+    assert_eq!(after_b, [1, 1], "A and B are not on two workers");
+
+    // B sees a few canary answers (its guard is live), well under min_requests.
+    let b_before = send_on(&mut b, &request, B_CANARY_ANSWERS, 200, || false);
+    assert_eq!(
+        b_before.get("canary"),
+        Some(&B_CANARY_ANSWERS),
+        "{b_before:?}"
     );
+    // A alone drives the abort: its 20th canary answer (the log line may follow a little later).
+    let a_counts = send_on(&mut a, &request, usize::MAX, 400, || {
+        envoy.log().contains("rollout aborted")
+    });
+    assert!(
+        envoy.wait_for_log("rollout aborted"),
+        "no abort: A got {a_counts:?}"
+    );
+    assert!(
+        a_counts.get("canary").copied().unwrap_or(0) >= MIN_REQUESTS,
+        "A: {a_counts:?}, B: {b_before:?}"
+    );
+
+    // B reads the abort on its next one-second tick.
+    std::thread::sleep(Duration::from_millis(2200));
+    let canary_before = canary.count();
+    let mut b_after = BTreeMap::new();
+    for _ in 0..200 {
+        let chosen = b.send(&request).header(CHOSEN);
+        *b_after
+            .entry(chosen.unwrap_or_else(|| "-".into()))
+            .or_insert(0) += 1;
+    }
+    assert_eq!(
+        b_after.get("canary"),
+        None,
+        "B after A's abort: {b_after:?}"
+    );
+    assert_eq!(canary.count(), canary_before);
+    assert_eq!(
+        active_connections_by_worker(&envoy, 2),
+        [1, 1],
+        "A and B stayed on their workers"
+    );
+    let aborted_lines = envoy.log().matches("rollout aborted").count();
+    assert_eq!(aborted_lines, 1, "{}", envoy.log_tail(20));
+    eprintln!("A: {a_counts:?}; B before: {b_before:?}, after: {b_after:?}");
 }
 
 #[test]

@@ -8,7 +8,7 @@ use libfuzzer_sys::fuzz_target;
 use split_mirror::config::Config;
 use split_mirror::mirror::{header_map, shadow_authority, BodyCopy, ShadowHeaders};
 use split_mirror::random::Rng;
-use split_mirror::routing::keys::cookie_value;
+use split_mirror::keys::cookie_value;
 use split_mirror::routing::{RequestHeaders, RequestView};
 use std::sync::OnceLock;
 

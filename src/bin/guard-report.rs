@@ -185,7 +185,7 @@ fn run_jobs(jobs: Vec<Job>) -> Vec<(String, Simulated)> {
             scope.spawn(|| loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 let Some(job) = jobs.get(index) else { break };
-                let seed = SEED ^ split_mirror::routing::sticky::fnv1a64(job.key.as_bytes());
+                let seed = SEED ^ split_mirror::hash::fnv1a64(job.key.as_bytes());
                 let result = simulate(&guard(job.limit), job.scenario, job.runs, seed);
                 if let Ok(mut results) = results.lock() {
                     results.push((job.key.clone(), result));

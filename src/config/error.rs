@@ -25,6 +25,14 @@ pub fn route_label(name: Option<&str>, index: usize) -> String {
     }
 }
 
+/// `tcp_route "NAME"`, or `tcp_routes[i]` when the name is not known yet.
+pub fn tcp_route_label(name: Option<&str>, index: usize) -> String {
+    match name {
+        Some(name) => format!("tcp_route \"{name}\""),
+        None => format!("tcp_routes[{index}]"),
+    }
+}
+
 /// An error inside route `label` at `field` (which may be empty).
 pub fn in_route(label: &str, field: &str, message: impl fmt::Display) -> ConfigError {
     if field.is_empty() {
@@ -80,7 +88,7 @@ pub fn from_serde(
         [Step::Key(key), Step::Index(index), rest @ ..] if key == "tcp_routes" => {
             let name = route_name_in(json, "tcp_routes", *index);
             in_route(
-                &super::tcp::tcp_route_label(name.as_deref(), *index),
+                &tcp_route_label(name.as_deref(), *index),
                 &render(rest),
                 message,
             )

@@ -15,9 +15,10 @@ pub use tcp::{FilterKind, TcpRoute, TCP_ROOT_ID};
 pub use tcp_rollout::TcpRollout;
 
 use crate::hosts::HostPattern;
+use crate::keys::{KeySource, ValueMatch};
 use crate::mirror::Mirror;
 use crate::rollout::Rollout;
-use crate::routing::keys::{KeySource, ValueMatch};
+use crate::route_index::{RouteHosts, RouteIndex};
 use crate::weights::WeightTable;
 use error::{in_route, route_label};
 use raw::{RawConfig, RawRoute};
@@ -45,7 +46,7 @@ pub struct Config {
     /// Some route has a path prefix other than `/`: the adapter must fetch `:path`.
     pub needs_path: bool,
     /// Finds the first matching route without reading every route.
-    pub index: crate::routing::RouteIndex,
+    pub index: RouteIndex,
     /// The network filter's routes, in config order: the first matching route wins.
     pub tcp_routes: Vec<TcpRoute>,
 }
@@ -185,7 +186,10 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         max_shadows_in_flight,
         needs_authority: routes.iter().any(|r| !r.hosts.is_empty()),
         needs_path: routes.iter().any(|r| r.path_prefix != "/"),
-        index: crate::routing::RouteIndex::new(&routes),
+        index: RouteIndex::new(routes.iter().map(|route| RouteHosts {
+            hosts: &route.hosts,
+            tagged_hosts: &route.tagged_hosts,
+        })),
         tcp_routes,
         routes,
     })

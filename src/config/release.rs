@@ -5,7 +5,7 @@ use super::raw::{RawOverride, RawSticky};
 use super::values::Object;
 use super::{check_header_name, Backend, ConfigError, Override, Sticky};
 use crate::hosts::HostPattern;
-use crate::routing::keys::{KeySource, ValueMatch};
+use crate::keys::{KeySource, ValueMatch};
 
 pub(super) struct Release {
     pub overrides: Vec<Override>,

@@ -5,11 +5,11 @@ use super::error::in_route;
 use super::raw::{RawGuard, RawRollout, RawStep};
 use super::values::Object;
 use super::{Backend, ConfigError};
+use crate::hash::fnv1a64;
 use crate::rollout::cusum::Test;
 use crate::rollout::guard::{Guard, LatencyGuard};
 use crate::rollout::time::parse_rfc3339;
 use crate::rollout::{decimal, step_weights, Rollout, Step, FULL_SHARE};
-use crate::routing::sticky::fnv1a64;
 use crate::weights::WeightTable;
 
 /// A step's weight is read in millionths of a percent (as mirrors' `percent`); steps allow two

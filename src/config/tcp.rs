@@ -2,7 +2,7 @@
 //! is loaded as. Errors name the route as `tcp_route "NAME"` (or `tcp_routes[i]` before its
 //! name is known) and the field, like HTTP routes: `tcp_route "tls": backends[0].weight: ...`.
 
-use super::error::in_route;
+use super::error::{in_route, tcp_route_label};
 use super::raw::{RawTcpRoute, RawTcpSticky};
 use super::tcp_rollout::{self, TcpRollout};
 use super::{
@@ -66,14 +66,6 @@ impl Config {
             ))),
             _ => Ok(()),
         }
-    }
-}
-
-/// `tcp_route "NAME"`, or `tcp_routes[i]` when the name is not known yet.
-pub(super) fn tcp_route_label(name: Option<&str>, index: usize) -> String {
-    match name {
-        Some(name) => format!("tcp_route \"{name}\""),
-        None => format!("tcp_routes[{index}]"),
     }
 }
 

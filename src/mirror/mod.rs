@@ -80,7 +80,8 @@ pub fn shadow_authority(authority: &[u8], suffix: &str) -> Vec<u8> {
 /// Headers never copied to a shadow: Envoy frames the shadow's body itself (a copied
 /// `content-length` without the body hangs the shadow, `transfer-encoding: chunked` plus a body
 /// breaks it), `host` would be comma-joined with `:authority`, hop-by-hop headers belong to the
-/// client's connection, and `:authority` and the marker are written by us.
+/// client's connection, and `:authority` and the marker are written by us. `te` is hop-by-hop
+/// too, except `te: trailers`: see [`TE_TRAILERS`].
 const NOT_COPIED: &[&str] = &[
     ":authority",
     "host",
@@ -89,10 +90,21 @@ const NOT_COPIED: &[&str] = &[
     "connection",
     "keep-alive",
     "proxy-connection",
-    "te",
     "upgrade",
     MARKER_HEADER,
 ];
+
+/// The one `te` value a copy keeps. gRPC requires it and gRPC C-core servers (grpcio, the C++
+/// server) reset a request without it; in HTTP/2 it is the only value allowed. Any other value
+/// is the client's connection's business and is dropped.
+const TE_TRAILERS: &str = "trailers";
+
+/// `te: trailers` (any case, surrounding whitespace ignored), the one TE value copied.
+fn is_te_trailers(value: &[u8]) -> bool {
+    value
+        .trim_ascii()
+        .eq_ignore_ascii_case(TE_TRAILERS.as_bytes())
+}
 
 /// The header list of a shadow request, without `:authority` (per mirror, see
 /// [`ShadowHeaders::authority_for`]). Header values that are not UTF-8 are left out: the host ABI
@@ -120,15 +132,25 @@ impl ShadowHeaders {
             if name == route_header.as_bytes() || NOT_COPIED.iter().any(|n| n.as_bytes() == name) {
                 continue;
             }
+            if name == b"te" {
+                if is_te_trailers(value) {
+                    shadow.push("te", TE_TRAILERS);
+                }
+                continue;
+            }
             if let (Ok(name), Ok(value)) = (std::str::from_utf8(name), std::str::from_utf8(value)) {
-                let start = shadow.text.len();
-                shadow.text.push_str(name);
-                let middle = shadow.text.len();
-                shadow.text.push_str(value);
-                shadow.kept.push((start, middle, shadow.text.len()));
+                shadow.push(name, value);
             }
         }
         shadow
+    }
+
+    fn push(&mut self, name: &str, value: &str) {
+        let start = self.text.len();
+        self.text.push_str(name);
+        let middle = self.text.len();
+        self.text.push_str(value);
+        self.kept.push((start, middle, self.text.len()));
     }
 
     /// The value of a kept header (`:method`, `:path`...), if the request had it.

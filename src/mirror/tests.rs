@@ -104,6 +104,37 @@ fn shadow_headers_drop_framing_route_header_and_host() {
 }
 
 #[test]
+fn shadow_headers_keep_te_trailers_only() {
+    let copied_te = |te: Option<&[u8]>| {
+        let mut request: Vec<(&str, &[u8])> = vec![
+            (":method", b"POST"),
+            (":path", b"/echo.Echo/Unary"),
+            ("content-type", b"application/grpc"),
+        ];
+        if let Some(te) = te {
+            request.push(("te", te));
+        }
+        let shadow = ShadowHeaders::new(headers(&request), "x-split-cluster");
+        let list = shadow.pairs("grpc.test-shadow", &[]);
+        let te: Vec<String> = list
+            .iter()
+            .filter(|(n, _)| *n == "te")
+            .map(|(_, v)| v.to_string())
+            .collect();
+        assert_eq!(shadow.get("content-type"), Some("application/grpc"));
+        te
+    };
+    // gRPC servers reset a request without it: the copy keeps it, written canonically.
+    assert_eq!(copied_te(Some(b"trailers")), ["trailers"]);
+    assert_eq!(copied_te(Some(b" Trailers ")), ["trailers"]);
+    // Any other TE value is hop-by-hop (and not allowed in HTTP/2): dropped.
+    assert!(copied_te(Some(b"gzip")).is_empty());
+    assert!(copied_te(Some(b"trailers, deflate")).is_empty());
+    assert!(copied_te(Some(b"")).is_empty());
+    assert!(copied_te(None).is_empty());
+}
+
+#[test]
 fn body_copy_stops_past_the_limit() {
     let mut within = BodyCopy::new(8);
     within.push(b"12345");

@@ -4,15 +4,15 @@
 //! Decision order within a route: a tagged host, the tag header, overrides (first match),
 //! the sticky key, then the weighted draw.
 
-pub mod index;
-pub mod keys;
 pub mod sticky;
 
+/// Re-exported under its old path, which the adapter and callers outside the crate name.
+pub use crate::keys;
+
 use crate::config::{Config, Route};
+use crate::keys::{cookie_value, KeySource};
 use crate::random::Rng;
 use crate::weights::WeightTable;
-pub use index::RouteIndex;
-use keys::{cookie_value, KeySource};
 use sticky::sticky_backend;
 
 /// Why a backend was chosen; counted in metrics.
@@ -104,7 +104,17 @@ impl Config {
     /// leave `authority` or `path` empty when [`Config::needs_authority`] or
     /// [`Config::needs_path`] say no route looks at them.
     pub fn match_route(&self, request: &RequestView) -> Option<RouteMatch<'_>> {
-        self.index.find(&self.routes, request)
+        let path_matches = |index: usize| {
+            self.routes
+                .get(index)
+                .is_some_and(|route| route.matches_path(request.path))
+        };
+        let found = self.index.find(request.authority, path_matches)?;
+        Some(RouteMatch {
+            index: found.index,
+            route: self.routes.get(found.index)?,
+            tagged_backend: found.tagged_backend,
+        })
     }
 }
 
@@ -233,5 +243,7 @@ fn lookup(source: &KeySource, headers: &mut impl RequestHeaders) -> Option<Vec<u
     }
 }
 
+#[cfg(test)]
+mod match_route_tests;
 #[cfg(test)]
 mod tests;

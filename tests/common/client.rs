@@ -1,5 +1,6 @@
 //! A raw HTTP/1.1 client: writes exactly the bytes a test asks for (odd hosts, non-UTF-8
-//! values, chunked bodies), one connection per request.
+//! values, chunked bodies), one connection per request; or several requests on one kept-alive
+//! [`Connection`] (which stays on one Envoy worker).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -15,6 +16,8 @@ pub struct Request {
     pub body: Vec<u8>,
     /// Send the body with `transfer-encoding: chunked` instead of `content-length`.
     pub chunked: bool,
+    /// Leave out `connection: close` (requests sent on a [`Connection`]).
+    keep_alive: bool,
 }
 
 impl Request {
@@ -26,6 +29,7 @@ impl Request {
             headers: Vec::new(),
             body: Vec::new(),
             chunked: false,
+            keep_alive: false,
         }
     }
 
@@ -67,7 +71,9 @@ impl Request {
             out.extend_from_slice(value);
             out.extend_from_slice(b"\r\n");
         }
-        out.extend_from_slice(b"connection: close\r\n");
+        if !self.keep_alive {
+            out.extend_from_slice(b"connection: close\r\n");
+        }
         if self.chunked {
             out.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
             for chunk in self.body.chunks(64 * 1024) {
@@ -102,6 +108,69 @@ impl Request {
         stream.read_to_end(&mut raw)?;
         Response::parse(&raw)
     }
+}
+
+/// One kept-alive HTTP/1.1 connection: every request on it is served by the Envoy worker that
+/// accepted it.
+pub struct Connection {
+    stream: TcpStream,
+    /// Bytes read past the last response.
+    pending: Vec<u8>,
+}
+
+impl Connection {
+    pub fn open(port: u16) -> Connection {
+        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(15)))
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        Connection {
+            stream,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Sends `request` (without `connection: close`) and reads its response: a head, then a
+    /// `content-length` or chunked body.
+    pub fn send(&mut self, request: &Request) -> Response {
+        let mut request = request.clone();
+        request.keep_alive = true;
+        self.stream.write_all(&request.to_bytes()).unwrap();
+        let mut raw = std::mem::take(&mut self.pending);
+        let mut buffer = [0u8; 16 * 1024];
+        loop {
+            if let Some(length) = complete_response_length(&raw) {
+                self.pending = raw.split_off(length);
+                return Response::parse(&raw).unwrap();
+            }
+            let read = self.stream.read(&mut buffer).unwrap();
+            assert!(
+                read > 0,
+                "Envoy closed a kept-alive connection mid-response"
+            );
+            raw.extend_from_slice(&buffer[..read]);
+        }
+    }
+}
+
+/// The length of the first whole response in `raw`, if it is all there.
+fn complete_response_length(raw: &[u8]) -> Option<usize> {
+    let (head, rest) = crate::common::backend::split_head(raw)?;
+    let head_length = raw.len() - rest.len();
+    let headers = crate::common::backend::parse_headers(head.split("\r\n").skip(1));
+    let value = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| String::from_utf8_lossy(v).trim().to_ascii_lowercase())
+    };
+    if value("transfer-encoding").as_deref() == Some("chunked") {
+        let (_, used) = crate::common::backend::decode_chunked(rest)?;
+        return Some(head_length + used);
+    }
+    let length: usize = value("content-length").map_or(Some(0), |v| v.parse().ok())?;
+    (rest.len() >= length).then_some(head_length + length)
 }
 
 #[derive(Debug, Clone)]

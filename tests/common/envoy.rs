@@ -34,6 +34,9 @@ pub struct FrontProxy {
     pub mirror_cluster_header: Option<String>,
     /// Every cluster speaks HTTP/2 (h2c) to its backend, as gRPC needs.
     pub http2_upstreams: bool,
+    /// Envoy's exact connection balance: each new connection goes to the worker with the
+    /// fewest, so with `concurrency(2)` two connections held open are on different workers.
+    pub exact_balance: bool,
 }
 
 impl FrontProxy {
@@ -53,7 +56,13 @@ impl FrontProxy {
             max_request_headers_kb: None,
             mirror_cluster_header: None,
             http2_upstreams: false,
+            exact_balance: false,
         }
+    }
+
+    pub fn exact_balance(mut self) -> Self {
+        self.exact_balance = true;
+        self
     }
 
     pub fn http2_upstreams(mut self) -> Self {
@@ -148,6 +157,12 @@ impl FrontProxy {
                 }
             }]}]
         });
+        if self.exact_balance {
+            // One listen socket for all workers (no SO_REUSEPORT, whose kernel hash would pick
+            // the worker), and Envoy's balancer hands each connection to the least-loaded one.
+            listener["enable_reuse_port"] = json!(false);
+            listener["connection_balance_config"] = json!({"exact_balance": {}});
+        }
         if let Some(kb) = self.max_request_headers_kb {
             listener["filter_chains"][0]["filters"][0]["typed_config"]["max_request_headers_kb"] =
                 json!(kb);
@@ -366,8 +381,31 @@ impl Envoy {
             .collect()
     }
 
+    /// The value of `name`, 0 when Envoy has not defined it: for metrics defined on first use,
+    /// whose absence means "never happened". Where the metric must exist, use
+    /// [`Envoy::stat_required`]: a `== 0` on a misspelt or never-defined name passes silently.
     pub fn stat(&self, name: &str) -> u64 {
-        self.stats().get(name).copied().unwrap_or(0)
+        self.stat_opt(name).unwrap_or(0)
+    }
+
+    /// The value of `name`, `None` when Envoy has not defined it.
+    pub fn stat_opt(&self, name: &str) -> Option<u64> {
+        self.stats().get(name).copied()
+    }
+
+    /// The value of a metric that must exist; fails the test, naming it, when it does not.
+    pub fn stat_required(&self, name: &str) -> u64 {
+        let stats = self.stats();
+        match stats.get(name) {
+            Some(value) => *value,
+            None => {
+                let stem = name.split([';', '.']).next().unwrap_or(name);
+                let mut near: Vec<&String> = stats.keys().filter(|k| k.contains(stem)).collect();
+                near.sort();
+                near.truncate(20);
+                panic!("stat {name} is not defined; defined near it: {near:?}")
+            }
+        }
     }
 
     /// Applies a new filter configuration through LDS and waits until Envoy accepted or

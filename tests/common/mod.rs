@@ -83,9 +83,21 @@ pub fn assert_split(
 }
 
 pub fn assert_share(label: &str, count: usize, total: usize, expected: f64) {
+    assert_share_within(label, count, total, expected, SHARE_TOLERANCE);
+}
+
+/// `count` of `total` is within `tolerance` of the share `expected`.
+pub fn assert_share_within(label: &str, count: usize, total: usize, expected: f64, tolerance: f64) {
     let share = count as f64 / total as f64;
     assert!(
-        (share - expected).abs() <= SHARE_TOLERANCE,
-        "{label}: observed share {share:.3} ({count}/{total}), configured {expected:.3}"
+        (share - expected).abs() <= tolerance,
+        "{label}: observed share {share:.3} ({count}/{total}), configured {expected:.3} \
+         (tolerance {tolerance:.3})"
     );
+}
+
+/// Four standard deviations of a share `p` observed over `n` independent draws: the tolerance
+/// of a statistical check a correct filter fails about once in 16,000 runs.
+pub fn four_sigma(p: f64, n: usize) -> f64 {
+    4.0 * (p * (1.0 - p) / n as f64).sqrt()
 }

@@ -3,7 +3,7 @@
 rate, on the native harness. Passes when no response is other than 200, the front Envoy's RSS
 after warm-up grows by less than 5 MiB, and Envoy logs no wasm error.
 
-    .venv/bin/python tools/soak.py [--requests 1000000] [--rate 4000] [--port-offset 0]
+    .venv/bin/python bench/soak.py [--requests 1000000] [--rate 4000] [--port-offset 0]
 """
 import argparse
 import http.client
@@ -13,8 +13,8 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
-import harness  # noqa: E402  (tools/harness.py, beside this file)
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "tools"))
+import harness  # noqa: E402  (tools/harness.py: the native harness)
 
 SOAK_CONFIG = {"routes": [{
     "name": "httpbin", "hosts": ["httpbin"],

@@ -1,5 +1,8 @@
+//! The route index (crate::route_index) through `Config::match_route`, against a linear search.
+
 use super::*;
 use crate::config::Config;
+use crate::hosts::host_of;
 use crate::random::Rng;
 use serde_json::{json, Value};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -42,8 +45,7 @@ fn linear_match_route<'c>(config: &'c Config, request: &RequestView) -> Option<R
 /// `(route name, tagged backend)` the index finds for `authority` and `path`.
 fn found(config: &Config, authority: &[u8], path: &str) -> Option<(String, Option<usize>)> {
     config
-        .index
-        .find(&config.routes, &request(authority, path.as_bytes()))
+        .match_route(&request(authority, path.as_bytes()))
         .map(|m| (m.route.name.clone(), m.tagged_backend))
 }
 
@@ -235,7 +237,7 @@ fn lookup_does_not_allocate() {
     let before = ALLOCATIONS.with(Cell::get);
     let mut found = [None; 3];
     for (slot, request) in found.iter_mut().zip(&requests) {
-        *slot = config.index.find(&config.routes, request).map(|m| m.index);
+        *slot = config.match_route(request).map(|m| m.index);
     }
     assert_eq!(ALLOCATIONS.with(Cell::get), before);
     assert_eq!(found, [Some(0), Some(1), Some(2)]);
@@ -367,8 +369,7 @@ fn index_finds_the_same_route_as_the_linear_search() {
             let expected =
                 linear_match_route(&config, &request).map(|m| (m.index, m.tagged_backend));
             let actual = config
-                .index
-                .find(&config.routes, &request)
+                .match_route(&request)
                 .map(|m| (m.index, m.tagged_backend));
             assert_eq!(
                 actual,

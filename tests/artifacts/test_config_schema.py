@@ -58,6 +58,25 @@ BAD = {
     "missing backends": {"routes": [{"name": "r"}]},
     "percent above 100": {"routes": [{"name": "r", "backends": [{"cluster": "a"}], "mirrors": [{"cluster": "s", "percent": 101}]}]},
     "routes not a list": {"routes": {"name": "r"}},
+    # Rollouts, comparisons and TCP routes: each refused by the schema's own keywords (a bound,
+    # an enum, an unknown key, a missing field) as well as by the filter.
+    "rollout step above 100 %": {"routes": [{"name": "r", "backends": [{"cluster": "a"}, {"cluster": "b"}],
+                                             "rollout": {"canary": "b", "start": "2026-12-01T10:00:00Z",
+                                                         "steps": [{"weight": 120}]}}]},
+    "rollout guard error rate above 1": {"routes": [{"name": "r", "backends": [{"cluster": "a"}, {"cluster": "b"}],
+                                                     "rollout": {"canary": "b", "start": "2026-12-01T10:00:00Z",
+                                                                 "steps": [{"weight": 10}],
+                                                                 "guard": {"max_error_rate": 1.5}}}]},
+    "rollout unknown key": {"routes": [{"name": "r", "backends": [{"cluster": "a"}, {"cluster": "b"}],
+                                        "rollout": {"canary": "b", "start": "2026-12-01T10:00:00Z",
+                                                    "steps": [{"weight": 10}], "pause": True}}]},
+    "compare body mode unknown": {"routes": [{"name": "r", "backends": [{"cluster": "a"}],
+                                              "mirrors": [{"cluster": "s", "compare": {"body": "xml"}}]}]},
+    "compare unknown key": {"routes": [{"name": "r", "backends": [{"cluster": "a"}],
+                                        "mirrors": [{"cluster": "s", "compare": {"header": ["etag"]}}]}]},
+    "tcp route negative weight": {"tcp_routes": [{"name": "t", "backends": [{"cluster": "a", "weight": -1}]}]},
+    "tcp route without backends": {"tcp_routes": [{"name": "t", "backends": []}]},
+    "tcp sticky without source_address": {"tcp_routes": [{"name": "t", "backends": [{"cluster": "a"}], "sticky": {}}]},
 }
 
 

@@ -6,9 +6,11 @@
 //! no `hosts`, in the list of routes for any host. Each list is in config order, so the first
 //! route of a list whose path prefix matches is that list's best, and the request takes the
 //! smallest such route over all lists: the same first match as reading the routes in order.
+//!
+//! It knows routes only by their position, hosts and tagged hosts: the caller (routing) says
+//! whose path matches, so the index sits below both the configuration and routing.
 
-use super::{RequestView, RouteMatch};
-use crate::config::Route;
+use crate::hash::{fnv1a64_step, FNV1A64_EMPTY};
 use crate::hosts::{host_of, HostPattern};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -25,6 +27,25 @@ pub struct RouteIndex {
     longest_suffix: usize,
     /// Routes without `hosts`, which match any host.
     any_host: Vec<usize>,
+    /// How many routes were indexed: the bound while no route matched.
+    route_count: usize,
+}
+
+/// What the index knows of one route.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteHosts<'r> {
+    /// Empty means any host.
+    pub hosts: &'r [HostPattern],
+    /// `(<tag>-<host>` lower-case, backend index)`.
+    pub tagged_hosts: &'r [(String, usize)],
+}
+
+/// The route a request's host selects, by position in config order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostMatch {
+    pub index: usize,
+    /// The backend a tagged host named (`candidate-httpbin`).
+    pub tagged_backend: Option<usize>,
 }
 
 /// The routes one whole host can match, in config order.
@@ -37,19 +58,22 @@ struct HostCandidates {
 }
 
 impl RouteIndex {
-    pub fn new(routes: &[Route]) -> RouteIndex {
+    /// Indexes `routes` in config order.
+    pub fn new<'r>(routes: impl IntoIterator<Item = RouteHosts<'r>>) -> RouteIndex {
         let mut index = RouteIndex {
             whole_hosts: FoldedMap::default(),
             subdomains: FoldedMap::default(),
             shortest_suffix: usize::MAX,
             longest_suffix: 0,
             any_host: Vec::new(),
+            route_count: 0,
         };
-        for (route_index, route) in routes.iter().enumerate() {
+        for (route_index, route) in routes.into_iter().enumerate() {
+            index.route_count = route_index + 1;
             if route.hosts.is_empty() {
                 index.any_host.push(route_index);
             }
-            for pattern in &route.hosts {
+            for pattern in route.hosts {
                 let candidates = match pattern {
                     HostPattern::Exact(host) => &mut index.whole_hosts.entry(host).routes,
                     HostPattern::Subdomains(suffix) => {
@@ -60,7 +84,7 @@ impl RouteIndex {
                 };
                 push_once(candidates, route_index);
             }
-            for (tagged_host, backend) in &route.tagged_hosts {
+            for (tagged_host, backend) in route.tagged_hosts {
                 let tagged = &mut index.whole_hosts.entry(tagged_host).tagged;
                 // Two tags can spell the same host (`a-b` + `c`, `a` + `b-c`): the route's
                 // first entry wins, as in its own search.
@@ -72,17 +96,18 @@ impl RouteIndex {
         index
     }
 
-    /// The first route (in config order) whose hosts or tagged hosts, and path prefix, match
-    /// the request. A route's own hosts take precedence over its tagged hosts.
-    pub fn find<'c>(&self, routes: &'c [Route], request: &RequestView) -> Option<RouteMatch<'c>> {
-        let path_matches = |index: usize| {
-            routes
-                .get(index)
-                .is_some_and(|r| r.matches_path(request.path))
-        };
-        // The best route so far; `routes.len()` while there is none.
-        let mut first = first_below(&self.any_host, routes.len(), path_matches);
-        let host = host_of(request.authority);
+    /// The first route (in config order) whose hosts or tagged hosts match `authority` and
+    /// whose path matches (`path_matches(route index)`). A route's own hosts take precedence
+    /// over its tagged hosts.
+    pub fn find(
+        &self,
+        authority: &[u8],
+        path_matches: impl Fn(usize) -> bool,
+    ) -> Option<HostMatch> {
+        let path_matches = &path_matches;
+        // The best route so far; `route_count` while there is none.
+        let mut first = first_below(&self.any_host, self.route_count, path_matches);
+        let host = host_of(authority);
         // One pass from the last byte yields the hash of every suffix, the whole host last.
         let mut hash = FoldedHash::EMPTY;
         for (at, &byte) in host.iter().enumerate().rev() {
@@ -109,9 +134,8 @@ impl RouteIndex {
                 tagged_backend = Some(backend);
             }
         }
-        routes.get(first).map(|route| RouteMatch {
+        (first < self.route_count).then_some(HostMatch {
             index: first,
-            route,
             tagged_backend,
         })
     }
@@ -200,11 +224,11 @@ impl<T> FoldedMap<T> {
 struct FoldedHash(u64);
 
 impl FoldedHash {
-    const EMPTY: FoldedHash = FoldedHash(0xcbf2_9ce4_8422_2325);
+    const EMPTY: FoldedHash = FoldedHash(FNV1A64_EMPTY);
 
     /// The hash of `byte` followed by what was hashed so far.
     fn prepend(self, byte: u8) -> FoldedHash {
-        FoldedHash((self.0 ^ u64::from(byte.to_ascii_lowercase())).wrapping_mul(0x100_0000_01b3))
+        FoldedHash(fnv1a64_step(self.0, byte.to_ascii_lowercase()))
     }
 
     fn of(bytes: &[u8]) -> FoldedHash {
@@ -245,6 +269,3 @@ impl Hasher for PrecomputedHash {
             .fold(self.0, |h, &b| h.rotate_left(8) ^ u64::from(b));
     }
 }
-
-#[cfg(test)]
-mod tests;
