@@ -138,10 +138,10 @@ fn healthy_shared_and_last_step_canaries_are_never_aborted() {
     let limit = Duration::from_secs(120);
     // All four at once, each bounded in count and time.
     let runs: Vec<_> = [
-        ("healthy", 20_000, 6),
-        ("shared", 20_000, 6),
+        ("healthy", 21_000, 6),
+        ("shared", 21_000, 6),
         ("alone", 10_000, 4),
-        ("even", 6_300, 24),
+        ("even", 6_600, 24),
     ]
     .into_iter()
     .map(|(host, count, threads)| {

@@ -256,10 +256,10 @@ fn failing_canary_aborts_and_overrides_still_reach_it() {
 
 #[test]
 fn guard_does_not_abort_without_evidence_against_the_canary() {
-    let stable_ten = Backend::start_with("stable", Behavior::failing_one_in(10));
+    let stable_ten = Backend::start_with("stable", Behavior::failing_at_random(0.1, 11));
     let canary_clean = Backend::start("canary");
-    let stable_twenty = Backend::start_with("stable", Behavior::failing_one_in(5));
-    let canary_twenty = Backend::start_with("canary", Behavior::failing_one_in(5));
+    let stable_twenty = Backend::start_with("stable", Behavior::failing_at_random(0.2, 12));
+    let canary_twenty = Backend::start_with("canary", Behavior::failing_at_random(0.2, 13));
     let stable_few = Backend::start("stable");
     let canary_few = Backend::start_with("canary", Behavior::failing());
     let clusters = [
@@ -552,12 +552,23 @@ fn sticky_cohorts_are_monotone_through_steps_and_return_after_abort() {
         );
         previous = now;
     }
-    // Abort: wait for the 2 s window to forget the successes, then fail 25 override requests.
-    std::thread::sleep(Duration::from_millis(2100));
+    // Abort: 25 failing override requests, each beside a request of a key a stable backend
+    // holds (the guard compares the canary with the others over the same answers: without
+    // theirs it would wait for 128 canary answers before judging the canary alone).
+    let on_stable = keys
+        .iter()
+        .zip(&previous)
+        .find(|(_, backend)| *backend != "canary")
+        .map(|(key, _)| key.clone())
+        .unwrap();
     for _ in 0..25 {
         Request::get("/fail")
             .host("sticky")
             .header("x-canary", "yes")
+            .send(envoy.port);
+        Request::get("/")
+            .host("sticky")
+            .header("x-user", &on_stable)
             .send(envoy.port);
     }
     assert!(envoy.wait_for_log("rollout aborted"), "no abort logged");

@@ -105,28 +105,6 @@ impl Default for GuardState {
     }
 }
 
-impl Guard {
-    /// Until the adapter keeps a [`GuardState`]: the old window rule's call shape, answered
-    /// by the new test replayed over the window's counts (canary answers in bulk).
-    pub fn should_abort(&self, canary: Counts, others: Counts) -> bool {
-        let mut state = GuardState::default();
-        state.others(self, 0, others.responses, others.server_errors, others.slow);
-        let failures = (0..canary.server_errors).map(|_| true);
-        let passes = (0..canary.responses - canary.server_errors).map(|_| false);
-        let mut aborted = false;
-        for failed in passes.chain(failures) {
-            let answer = Answer {
-                server_error: failed,
-                slow: false,
-            };
-            aborted |= state
-                .canary(self, 1, answer, others.responses > 0)
-                .is_some();
-        }
-        aborted
-    }
-}
-
 impl GuardState {
     /// One canary answer at `now_ms`; `Some` when it aborts the rollout. `others_routed`: the
     /// weights in force send the other backends some traffic (false at the last step).
@@ -209,6 +187,11 @@ impl Counts {
     }
 }
 
+/// The `:status` pseudo-header's number.
+pub fn status_of_header(value: &[u8]) -> Option<u16> {
+    std::str::from_utf8(value).ok()?.trim().parse().ok()
+}
+
 /// The class of an HTTP status, as `split_mirror_responses_total` labels it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusClass {
@@ -239,12 +222,7 @@ impl StatusClass {
 
     /// Parses the `:status` pseudo-header's bytes.
     pub fn of_header(value: &[u8]) -> Option<StatusClass> {
-        std::str::from_utf8(value)
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-            .and_then(StatusClass::of)
+        status_of_header(value).and_then(StatusClass::of)
     }
 
     pub fn index(self) -> usize {
@@ -331,16 +309,6 @@ impl Window {
         counts.responses += 1;
         counts.server_errors += u64::from(answer.server_error);
         counts.slow += u64::from(answer.slow);
-    }
-
-    /// Until the adapter keeps a [`GuardState`] (it moves to plain modules first): the old
-    /// call shape, counting a status class.
-    pub fn record(&mut self, now_ms: i64, canary: bool, class: StatusClass) {
-        let answer = Answer {
-            server_error: class == StatusClass::ServerError,
-            slow: false,
-        };
-        self.record_answer(now_ms, canary, answer);
     }
 
     /// `(canary, others)` over the window ending at `now_ms`.

@@ -113,6 +113,11 @@ impl Rollout {
         }
     }
 
+    /// Its guard judges latency: the answer's time must be read.
+    pub fn times_answers(&self) -> bool {
+        self.guard.as_ref().is_some_and(|g| g.latency.is_some())
+    }
+
     /// The backend index at `position` of this rollout's tables.
     pub fn backend_at(&self, position: usize) -> usize {
         self.order.get(position).copied().unwrap_or(self.canary)

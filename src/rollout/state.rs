@@ -3,17 +3,18 @@
 //! proxy (shared data that carries an abort to the other workers and across
 //! reconfigurations and VM reloads, the rollout's stats).
 //!
-//! Each worker judges the canary on the answers it saw itself; the first worker whose window
-//! breaks the rule aborts, writes the abort into the proxy's shared data, and the others read
+//! Each worker judges the canary on the answers it saw itself (the sequential tests of
+//! `cusum.rs`); the first worker whose test fires aborts, writes the abort into the proxy's shared data, and the others read
 //! it on their next tick (at most once a second). The shared key holds the rollout section's
 //! fingerprint: a reconfiguration that keeps the section keeps the abort, one that changes it
 //! starts afresh.
 
-use super::guard::{StatusClass, Window};
-use super::{decimal, percent_text, StepClock};
+use super::guard::{Abort, AbortReason, Answer, Guard, GuardState, StatusClass, Window};
+use super::{decimal, percent_text, StepClock, FULL_SHARE};
 use crate::config::{Config, Route};
 use crate::metrics::{
-    responses_counter, rollout_aborted_gauge, rollout_canary_weight_gauge, rollout_step_gauge,
+    responses_counter, rollout_aborted_gauge, rollout_aborts_counter, rollout_canary_weight_gauge,
+    rollout_step_gauge, slow_responses_counter,
 };
 use crate::proxy::metric::LazyMetric;
 use crate::proxy::{MetricKind, Proxy};
@@ -39,8 +40,8 @@ pub struct Rollouts {
 pub struct RouteRollout {
     clock: Cell<StepClock>,
     aborted: Cell<bool>,
-    /// `Some` with a guard.
-    window: RefCell<Option<Window>>,
+    /// `Some` with a guard: its sequential tests, and the window of counts an abort reports.
+    guard: RefCell<Option<(GuardState, Window)>>,
     /// The shared-data key of this rollout's abort (route name and fingerprint).
     shared_key: String,
     metrics: RolloutMetrics,
@@ -82,17 +83,18 @@ impl Rollouts {
         }
     }
 
-    /// An answer of `backend` on route `index`; `now_ms` is its request's time.
+    /// An answer of `backend` on route `index` with HTTP `status`; `timing` is its request's
+    /// time and, on routes whose guard times answers, when its response headers came.
     pub fn record_answer(
         &self,
         proxy: &impl Proxy,
         config: &Config,
         (index, backend): (usize, usize),
-        class: StatusClass,
-        now_ms: u64,
+        status: u16,
+        timing: (u64, Option<u64>),
     ) {
         if let (Some(route), Some(state)) = (config.routes.get(index), self.route(index)) {
-            state.record_answer(proxy, route, now_ms, backend, class);
+            state.record_answer(proxy, route, backend, status, timing);
         }
     }
 
@@ -120,10 +122,7 @@ impl RouteRollout {
     /// configuration in force.
     pub fn new(proxy: &impl Proxy, route: &Route, now_ms: u64) -> Option<RouteRollout> {
         let rollout = route.rollout.as_ref()?;
-        let shared_key = format!(
-            "split_mirror.rollout_aborted;route={};{:016x}",
-            route.name, rollout.fingerprint
-        );
+        let shared_key = abort_key(&route.name, rollout.fingerprint);
         let aborted = rollout.guard.is_some() && is_aborted_in_shared_data(proxy, &shared_key);
         if aborted {
             log::info!(
@@ -137,7 +136,12 @@ impl RouteRollout {
         let state = RouteRollout {
             clock: Cell::new(clock),
             aborted: Cell::new(aborted),
-            window: RefCell::new(rollout.guard.as_ref().map(|g| Window::new(g.window_s))),
+            guard: RefCell::new(
+                rollout
+                    .guard
+                    .as_ref()
+                    .map(|g| (GuardState::default(), Window::new(g.window_s))),
+            ),
             shared_key,
             metrics: RolloutMetrics::new(route.backends.len()),
         };
@@ -183,17 +187,21 @@ impl RouteRollout {
         route.split(step, self.aborted.get())
     }
 
-    /// Counts an answer of `backend` (`now_ms`: its request's time, so one clock read per
-    /// request, and it counts in the window's second its request arrived in), and applies
-    /// the guard: the first breach aborts and publishes the abort.
+    /// Counts an answer of `backend` with HTTP `status` (`timing`: its request's time, so one
+    /// clock read per request and it counts in the window's second its request arrived in;
+    /// and when its response headers came, on routes whose guard times answers), and applies
+    /// the guard: the first test that fires aborts and publishes the abort.
     pub fn record_answer(
         &self,
         proxy: &impl Proxy,
         route: &Route,
-        now_ms: u64,
         backend: usize,
-        class: StatusClass,
+        status: u16,
+        (requested_ms, answered_ms): (u64, Option<u64>),
     ) {
+        let Some(class) = StatusClass::of(status) else {
+            return;
+        };
         self.metrics.answer(proxy, route, backend, class);
         let Some(rollout) = &route.rollout else {
             return;
@@ -201,19 +209,38 @@ impl RouteRollout {
         let Some(guard) = &rollout.guard else {
             return;
         };
-        let mut window = self.window.borrow_mut();
-        let Some(window) = window.as_mut() else {
+        let answer = Answer {
+            server_error: class == StatusClass::ServerError,
+            slow: guard.latency.as_ref().is_some_and(|latency| {
+                // Envoy's own timeout (504) came after the limit whatever the clock says.
+                status == 504
+                    || answered_ms.is_some_and(|at| {
+                        at.saturating_sub(requested_ms) > u64::from(latency.max_latency_ms)
+                    })
+            }),
+        };
+        if answer.slow {
+            self.metrics.slow(proxy, route, backend);
+        }
+        let mut state = self.guard.borrow_mut();
+        let Some((state, window)) = state.as_mut() else {
             return;
         };
-        let (now, is_canary) = (signed(now_ms), backend == rollout.canary);
-        window.record(now, is_canary, class);
-        if !is_canary || self.aborted.get() {
+        let now = signed(requested_ms);
+        window.record_answer(now, backend == rollout.canary, answer);
+        if backend != rollout.canary {
+            let bad = |b: bool| u64::from(b);
+            state.others(guard, now, 1, bad(answer.server_error), bad(answer.slow));
             return;
         }
-        let (canary, others) = window.totals(now);
-        if !guard.should_abort(canary, others) {
+        if self.aborted.get() {
             return;
         }
+        // The weights in force send the others nothing (the last step): judged alone.
+        let others_routed = rollout.canary_share(self.step(), false) < FULL_SHARE;
+        let Some(abort) = state.canary(guard, now, answer, others_routed) else {
+            return;
+        };
         self.aborted.set(true);
         if let Err(refused) = proxy.set_shared_data(&self.shared_key, ABORTED, None) {
             log::warn!(
@@ -221,24 +248,9 @@ impl RouteRollout {
                 route.name
             );
         }
-        let canary_name = route
-            .backends
-            .get(rollout.canary)
-            .map_or("", |b| b.cluster.as_str());
-        log::warn!(
-            "split-mirror: route \"{}\": rollout aborted: canary \"{canary_name}\" answered 5xx \
-             to {} of {} requests ({} %) in the last {} s, above max_error_rate {} and the \
-             other backends' {} of {} ({} %); the canary now gets weight 0",
-            route.name,
-            canary.server_errors,
-            canary.responses,
-            percent_text(canary.server_errors, canary.responses),
-            guard.window_s,
-            decimal(guard.max_error_rate_millionths, 6),
-            others.server_errors,
-            others.responses,
-            percent_text(others.server_errors, others.responses),
-        );
+        let alone = abort.evidence.others.answers == 0;
+        log_abort(route, guard, &abort, window.totals(now), alone);
+        self.metrics.abort(proxy, route, abort.reason);
         self.metrics.publish(proxy, route, self.step(), 0, true);
     }
 
@@ -252,7 +264,79 @@ impl RouteRollout {
     }
 }
 
-fn is_aborted_in_shared_data(proxy: &impl Proxy, key: &str) -> bool {
+/// The abort's one log line: which test fired, its evidence, the window's counts.
+fn log_abort(
+    route: &Route,
+    guard: &Guard,
+    abort: &Abort,
+    (canary, others): (super::guard::Counts, super::guard::Counts),
+    alone: bool,
+) {
+    let Some(rollout) = &route.rollout else {
+        return;
+    };
+    let canary_name = route
+        .backends
+        .get(rollout.canary)
+        .map_or("", |b| b.cluster.as_str());
+    let (what, in_window, limit) = match (abort.reason, &guard.latency) {
+        (AbortReason::Latency, Some(latency)) => (
+            format!("slower than {} ms", latency.max_latency_ms),
+            canary.slow,
+            format!(
+                "max_slow_rate {}",
+                decimal(latency.max_slow_rate_millionths, 6)
+            ),
+        ),
+        _ => (
+            "5xx".to_string(),
+            canary.server_errors,
+            format!(
+                "max_error_rate {}",
+                decimal(guard.max_error_rate_millionths, 6)
+            ),
+        ),
+    };
+    let evidence = abort.evidence;
+    let compared = if alone {
+        "judged alone (the other backends had no live traffic)".to_string()
+    } else {
+        format!(
+            "against the other backends' {} of {} ({} %)",
+            evidence.others.bad,
+            evidence.others.answers,
+            percent_text(evidence.others.bad, evidence.others.answers)
+        )
+    };
+    log::warn!(
+        "split-mirror: route \"{}\": rollout aborted ({}): canary \"{canary_name}\" answered {what} \
+         to {} of {} requests ({} %) since its evidence began, {compared}; {in_window} of {} in \
+         the last {} s (the others {} of {}); judged by {limit} and sensitivity {}; the canary \
+         now gets weight 0",
+        route.name,
+        abort.reason.as_str(),
+        evidence.canary.bad,
+        evidence.canary.answers,
+        percent_text(evidence.canary.bad, evidence.canary.answers),
+        canary.responses,
+        guard.window_s,
+        match abort.reason {
+            AbortReason::Latency => others.slow,
+            AbortReason::ServerErrors => others.server_errors,
+        },
+        others.responses,
+        decimal((guard.sensitivity * 100.0).round() as u64, 2),
+    );
+}
+
+/// The shared-data key of a rollout's abort: the route's name and the section's fingerprint
+/// (a TCP route that follows an HTTP route reads the same key).
+pub fn abort_key(route_name: &str, fingerprint: u64) -> String {
+    format!("split_mirror.rollout_aborted;route={route_name};{fingerprint:016x}")
+}
+
+/// Whether `key` holds an abort.
+pub fn is_aborted_in_shared_data(proxy: &impl Proxy, key: &str) -> bool {
     matches!(proxy.shared_data(key), Ok((Some(value), _)) if value == ABORTED)
 }
 
@@ -267,6 +351,10 @@ fn signed(now_ms: u64) -> i64 {
 struct RolloutMetrics {
     /// `[backend * classes + class]`
     answers: Vec<LazyMetric>,
+    /// `[backend]`: slow answers, on routes whose guard times answers.
+    slow: Vec<LazyMetric>,
+    /// `[reason]`: aborts decided here.
+    aborts: [LazyMetric; AbortReason::ALL.len()],
     step: LazyMetric,
     canary_weight: LazyMetric,
     aborted: LazyMetric,
@@ -276,6 +364,8 @@ impl RolloutMetrics {
     fn new(backends: usize) -> RolloutMetrics {
         RolloutMetrics {
             answers: vec![LazyMetric::default(); backends * StatusClass::ALL.len()],
+            slow: vec![LazyMetric::default(); backends],
+            aborts: Default::default(),
             step: LazyMetric::default(),
             canary_weight: LazyMetric::default(),
             aborted: LazyMetric::default(),
@@ -291,6 +381,24 @@ impl RolloutMetrics {
         counter.add(proxy, MetricKind::Counter, 1, || {
             responses_counter(&route.name, &cluster.cluster, class)
         });
+    }
+
+    fn slow(&self, proxy: &impl Proxy, route: &Route, backend: usize) {
+        let (Some(counter), Some(cluster)) = (self.slow.get(backend), route.backends.get(backend))
+        else {
+            return;
+        };
+        counter.add(proxy, MetricKind::Counter, 1, || {
+            slow_responses_counter(&route.name, &cluster.cluster)
+        });
+    }
+
+    fn abort(&self, proxy: &impl Proxy, route: &Route, reason: AbortReason) {
+        if let Some(counter) = self.aborts.get(reason.index()) {
+            counter.add(proxy, MetricKind::Counter, 1, || {
+                rollout_aborts_counter(&route.name, reason)
+            });
+        }
     }
 
     /// Every worker records the same values (they compute the same step from the clock).

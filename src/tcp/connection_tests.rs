@@ -67,3 +67,42 @@ fn connection_is_routed_counted_and_unmatched_keeps_tcp_proxys_cluster() {
     let canary = tcp_connection_counter("tls", "canary", TcpReason::Weight);
     assert_eq!(proxy.stat(&canary), None);
 }
+
+#[test]
+fn rollout_steps_by_the_clock_and_stops_with_the_followed_abort() {
+    use crate::proxy::Proxy as _;
+    let config = json!({
+        "routes": [{"name": "web", "backends": [{"cluster": "s"}, {"cluster": "c", "weight": 0}],
+            "rollout": {"canary": "c", "guard": {"max_error_rate": 0.05, "min_requests": 1, "window_s": 30}}}],
+        "tcp_routes": [{"name": "tls", "sni_hosts": ["a.local"],
+            "backends": [{"cluster": "stable", "weight": 100}, {"cluster": "canary", "weight": 0}],
+            "rollout": {"canary": "canary", "start": "2026-12-01T10:00:00Z",
+                "steps": [{"weight": 100}], "follow": "web"}}]});
+    let config = Config::from_json(config.to_string().as_bytes()).unwrap();
+    let key = crate::rollout::state::abort_key(
+        "web",
+        config.routes[0].rollout.as_ref().unwrap().fingerprint,
+    );
+    // 2026-12-01T10:00:00Z in ms: before it the configured weights, then 100 % canary.
+    let start: u64 = 1_796_119_200_000;
+    let proxy = FakeProxy::new(start - 1000);
+    let worker = TcpWorker::new(&proxy, config, Rng::from_seed(5));
+    let canary = tcp_connection_counter("tls", "canary", TcpReason::Weight);
+    let stable = tcp_connection_counter("tls", "stable", TcpReason::Weight);
+    connect(&worker, &proxy, Some("a.local"), false);
+    assert_eq!((proxy.stat(&stable), proxy.stat(&canary)), (Some(1), None));
+    proxy.set_now(start);
+    connect(&worker, &proxy, Some("a.local"), false);
+    assert_eq!(proxy.stat(&canary), Some(1));
+    // The HTTP guard aborts on some worker: read at most a second after the last read.
+    proxy.set_shared_data(&key, b"aborted", None).unwrap();
+    proxy.advance(500);
+    connect(&worker, &proxy, Some("a.local"), false);
+    assert_eq!(proxy.stat(&canary), Some(2), "read before a second passed");
+    proxy.advance(500);
+    for _ in 0..10 {
+        connect(&worker, &proxy, Some("a.local"), false);
+    }
+    assert_eq!(proxy.stat(&canary), Some(2));
+    assert_eq!(proxy.stat(&stable), Some(11));
+}

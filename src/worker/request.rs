@@ -10,7 +10,7 @@ use crate::keys::KeySource;
 use crate::metrics::MirrorOutcome;
 use crate::mirror::header_map;
 use crate::proxy::{Headers, Proxy};
-use crate::rollout::guard::StatusClass;
+use crate::rollout::guard::status_of_header;
 use crate::routing::{RequestHeaders, RequestView};
 
 /// What routing decided for a request.
@@ -148,10 +148,18 @@ impl Worker {
         // Only routes with a rollout read `:status`; the others pay one branch.
         if let Some(at) = routed.rollout_at.take() {
             let status = response.header(":status");
-            if let Some(class) = status.as_deref().and_then(StatusClass::of_header) {
+            if let Some(status) = status.as_deref().and_then(status_of_header) {
                 let chosen = (routed.route, routed.backend);
+                // A second clock read only where a guard judges latency.
+                let timed = self
+                    .config
+                    .routes
+                    .get(routed.route)
+                    .and_then(|r| r.rollout.as_ref())
+                    .is_some_and(|r| r.times_answers());
+                let answered = timed.then(|| proxy.now_ms());
                 self.rollouts
-                    .record_answer(proxy, &self.config, chosen, class, at);
+                    .record_answer(proxy, &self.config, chosen, status, (at, answered));
             }
         }
         if let Some(cookie) = routed.set_cookie.take() {

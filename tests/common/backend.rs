@@ -49,9 +49,6 @@ pub struct Behavior {
     pub status: u16,
     /// Sleep this long before answering (a slow shadow).
     pub delay: Duration,
-    /// When above 0, every `fail_one_in`-th request this backend receives is answered 500
-    /// (evenly spread failures: 10 is 10 %).
-    pub fail_one_in: usize,
     /// Requests whose path starts with this are answered 500.
     pub fail_path_prefix: Option<&'static str>,
     /// Each request is answered 500 with this probability, drawn from a generator the test
@@ -74,14 +71,6 @@ impl Behavior {
     pub fn delayed(delay: Duration) -> Self {
         Behavior {
             delay,
-            ..Behavior::default()
-        }
-    }
-
-    /// Answers 500 to every `n`-th request, 200 to the others.
-    pub fn failing_one_in(n: usize) -> Self {
-        Behavior {
-            fail_one_in: n,
             ..Behavior::default()
         }
     }
@@ -117,7 +106,6 @@ impl Default for Behavior {
         Behavior {
             status: 200,
             delay: Duration::ZERO,
-            fail_one_in: 0,
             fail_path_prefix: None,
             random_failures: None,
             respond: None,
@@ -244,16 +232,9 @@ fn serve(mut stream: TcpStream, name: &str, behavior: &Behavior, received: &Mute
         let failing_path = behavior
             .fail_path_prefix
             .is_some_and(|prefix| request.path.starts_with(prefix));
-        let count = {
-            let mut received = received.lock().unwrap();
-            received.push(request);
-            received.len()
-        };
+        received.lock().unwrap().push(request);
         let random_failure = behavior.random_failures.as_ref().is_some_and(|r| r.fails());
-        let status = if failing_path
-            || random_failure
-            || (behavior.fail_one_in > 0 && count % behavior.fail_one_in == 0)
-        {
+        let status = if failing_path || random_failure {
             500
         } else {
             behavior.status
