@@ -197,15 +197,14 @@ fn promote_and_resume_edit_a_wasmplugin_in_place() {
     ]);
     assert!(said.contains("step 1 of 5 (20 %) marked done"), "{said}");
     let promoted = std::fs::read_to_string(&file).unwrap();
-    // The HTTP plugin's rollout only (the first `start`): promote edits `routes`; the TLS
-    // plugin's rollout on `tcp_routes` keeps its own start.
+    // The HTTP plugin's route and the TLS plugin's route of the same name (same start and
+    // steps: the Rollout's tlsRoutes) move together.
     let expected = original
-        .replacen(
+        .replace(
             "start: \"2026-12-01T10:00:00Z\"",
             "start: \"2026-12-01T10:20:00Z\"",
-            1,
         )
-        .replacen("        - weight: 20\n", "", 1);
+        .replacen("        - weight: 20\n", "", 2);
     assert_eq!(promoted, expected);
     // Resume: a new start, the same steps.
     let said = run(&[
@@ -218,7 +217,7 @@ fn promote_and_resume_edit_a_wasmplugin_in_place() {
     ]);
     assert!(said.contains("new abort key"), "{said}");
     let resumed = std::fs::read_to_string(&file).unwrap();
-    assert_eq!(resumed, promoted.replacen("10:20:00Z", "10:30:00Z", 1));
+    assert_eq!(resumed, promoted.replace("10:20:00Z", "10:30:00Z"));
     // --full: the last step only.
     run(&[
         "promote",

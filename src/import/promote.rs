@@ -136,10 +136,18 @@ pub fn edit(
     if action == Action::Resume {
         changes.push(format!("route \"{route}\": a new start is a new abort key: an abort on any proxy ends when it loads this"));
     }
+    // A TLS route of the same name with the same start and steps (an imported Rollout's
+    // `tlsRoutes`) moves with it: both stay on one clock.
+    let twins = tcp_twins(file, text, route, &old_start, &steps);
+    if twins > 0 {
+        changes.push(format!(
+            "tcp_route \"{route}\": moved with it (the same start and steps)"
+        ));
+    }
     let edited = if file.ends_with(".json") {
-        edit_json(text, route, drop, &new_start)
+        edit_json(text, route, drop, &new_start, &old_start)
     } else {
-        edit_yaml(text, route, drop, &new_start)
+        edit_yaml(text, route, drop, &new_start, (&old_start, steps.len()))
     }
     .ok_or_else(|| format!("{file}: route \"{route}\": cannot edit rollout.start and rollout.steps in place (write steps as a block list, one item per step); edit them by hand"))?;
     // The edit must be exactly the intended one.
@@ -156,39 +164,106 @@ pub fn edit(
     }
     Config::from_json(configuration(file, &edited, route)?.as_bytes())
         .map_err(|e| format!("{file}: the edited configuration is invalid: {e}"))?;
+    let new_steps = steps[drop..].to_vec();
+    if tcp_twins(file, &edited, route, &new_start, &new_steps) != twins {
+        return Err(format!(
+            "{file}: tcp_route \"{route}\": cannot edit its rollout in place with the route's; edit it by hand"
+        ));
+    }
     Ok(Edited {
         text: edited,
         changes,
     })
 }
 
-fn edit_json(text: &str, route: &str, drop: usize, start: &str) -> Option<String> {
+/// How many `tcp_routes` named `route` in the file's configurations have a rollout with this
+/// `start` and these `steps`.
+fn tcp_twins(file: &str, text: &str, route: &str, start: &str, steps: &[Value]) -> usize {
+    let found = crate::check::configurations(file, text).unwrap_or_default();
+    found
+        .iter()
+        .filter_map(|f| serde_json::from_str::<Value>(&f.json).ok())
+        .flat_map(|config| {
+            let routes = config.get("tcp_routes").and_then(Value::as_array).cloned();
+            routes.unwrap_or_default()
+        })
+        .filter(|r| r.get("name").and_then(Value::as_str) == Some(route))
+        .filter(|r| {
+            r.pointer("/rollout/start").and_then(Value::as_str) == Some(start)
+                && r.pointer("/rollout/steps")
+                    .and_then(Value::as_array)
+                    .map(Vec::as_slice)
+                    == Some(steps)
+        })
+        .count()
+}
+
+fn edit_json(text: &str, route: &str, drop: usize, start: &str, old_start: &str) -> Option<String> {
     let root = json_spans::parse(text)?;
     let config = match root.get("routes") {
         Some(_) => &root,
         None => root.get("pluginConfig")?,
     };
-    let node = config
-        .get("routes")?
-        .items()
-        .iter()
-        .find(|r| r.get("name").and_then(|n| n.text()) == Some(route))?;
-    let rollout = node.get("rollout")?;
-    let start_node = rollout.get("start")?;
-    let items = rollout.get("steps")?.items();
-    let mut edits: Vec<(usize, usize, String)> = vec![(
-        start_node.start,
-        start_node.end,
-        serde_json::to_string(start).ok()?,
-    )];
-    if drop > 0 {
-        edits.push((items.first()?.start, items.get(drop)?.start, String::new()));
+    let named = |list: &str| -> Vec<_> {
+        config.get(list).map_or(Vec::new(), |l| {
+            l.items()
+                .iter()
+                .filter(|r| r.get("name").and_then(|n| n.text()) == Some(route))
+                .collect()
+        })
+    };
+    let node = named("routes").into_iter().next()?;
+    // The route, and a TLS route of the same name on the same clock.
+    let twins = named("tcp_routes").into_iter().filter(|r| {
+        r.get("rollout")
+            .and_then(|o| o.get("start"))
+            .and_then(|n| n.text())
+            == Some(old_start)
+    });
+    let mut edits: Vec<(usize, usize, String)> = Vec::new();
+    for node in std::iter::once(node).chain(twins) {
+        let rollout = node.get("rollout")?;
+        let start_node = rollout.get("start")?;
+        let items = rollout.get("steps")?.items();
+        edits.push((
+            start_node.start,
+            start_node.end,
+            serde_json::to_string(start).ok()?,
+        ));
+        if drop > 0 {
+            edits.push((items.first()?.start, items.get(drop)?.start, String::new()));
+        }
     }
     Some(apply(text, edits))
 }
 
-fn edit_yaml(text: &str, route: &str, drop: usize, start: &str) -> Option<String> {
-    let found = yaml_edit::find(text, route)?;
+/// The route's rollout lines, and those of items of the same name whose rollout has the same
+/// `start` and number of steps (a TLS route on the same clock; checked after the edit).
+fn edit_yaml(
+    text: &str,
+    route: &str,
+    drop: usize,
+    start: &str,
+    (old_start, steps): (&str, usize),
+) -> Option<String> {
+    let all = yaml_edit::find_all(text, route);
+    let (first, rest) = all.split_first()?;
+    let twins = rest.iter().filter(|found| {
+        yaml_edit::start_value(text, found) == Some(old_start) && found.item_starts.len() == steps
+    });
+    let mut edits = Vec::new();
+    for found in std::iter::once(first).chain(twins) {
+        edits.extend(yaml_edits(text, found, drop, start)?);
+    }
+    Some(apply(text, edits))
+}
+
+fn yaml_edits(
+    text: &str,
+    found: &yaml_edit::Found,
+    drop: usize,
+    start: &str,
+) -> Option<Vec<(usize, usize, String)>> {
     let mut line_starts = vec![0];
     line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
     let start_line = found.start_line;
@@ -212,7 +287,7 @@ fn edit_yaml(text: &str, route: &str, drop: usize, start: &str) -> Option<String
         };
         edits.push((from, to, String::new()));
     }
-    Some(apply(text, edits))
+    Some(edits)
 }
 
 /// Replaces byte ranges (not overlapping), the last first so earlier offsets hold.

@@ -272,3 +272,45 @@ fn a_rollout_on_a_route_left_to_the_virtual_service_says_why() {
         "{error}"
     );
 }
+
+#[test]
+fn promote_moves_the_tls_route_on_the_same_clock_and_only_it() {
+    let json = r#"{
+  "routes": [{"name": "web", "backends": [{"cluster": "a"}, {"cluster": "b", "weight": 0}],
+    "rollout": {"canary": "b", "start": "2026-12-01T10:00:00Z",
+      "steps": [{"weight": 20}, {"weight": 100}]}}],
+  "tcp_routes": [
+    {"name": "web", "backends": [{"cluster": "ta"}, {"cluster": "tb", "weight": 0}],
+      "rollout": {"canary": "tb", "start": "2026-12-01T10:00:00Z",
+        "steps": [{"weight": 20}, {"weight": 100}]}},
+    {"name": "other", "backends": [{"cluster": "ta"}, {"cluster": "tb", "weight": 0}],
+      "rollout": {"canary": "tb", "start": "2026-12-01T10:00:00Z",
+        "steps": [{"weight": 20}, {"weight": 100}]}}
+  ]
+}"#;
+    let now = at("2026-12-01T11:00:00Z");
+    let edited = edit("c.json", json, "web", Action::Promote { full: false }, now).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&edited.text).unwrap();
+    for pointer in ["/routes/0/rollout", "/tcp_routes/0/rollout"] {
+        let rollout = value.pointer(pointer).unwrap();
+        assert_eq!(rollout["start"], "2026-12-01T11:00:00Z", "{pointer}");
+        assert_eq!(
+            rollout["steps"],
+            serde_json::json!([{"weight": 100}]),
+            "{pointer}"
+        );
+    }
+    // Another TLS route keeps its own rollout.
+    assert_eq!(
+        value["tcp_routes"][1]["rollout"]["start"],
+        "2026-12-01T10:00:00Z"
+    );
+    assert!(
+        edited
+            .changes
+            .iter()
+            .any(|c| c.contains("tcp_route \"web\": moved with it")),
+        "{:?}",
+        edited.changes
+    );
+}

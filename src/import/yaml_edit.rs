@@ -42,19 +42,29 @@ fn unquote(value: &str) -> &str {
     value.trim_matches(|c| c == '"' || c == '\'')
 }
 
-/// The route named `route` under a `pluginConfig:` of `text`, and its rollout's lines.
-pub fn find(text: &str, route: &str) -> Option<Found> {
+/// Every item named `route` with a rollout under the `pluginConfig:`s of `text`, in order (an
+/// HTTP route and the TLS route of the same name in another WasmPlugin, for instance).
+pub fn find_all(text: &str, route: &str) -> Vec<Found> {
     let lines: Vec<&str> = text.split('\n').collect();
+    let mut all = Vec::new();
     for (at, line) in lines.iter().enumerate() {
         if line.trim_end() != format!("{}pluginConfig:", " ".repeat(indent(line))) {
             continue;
         }
         let end = block_end(&lines, at, indent(line));
-        if let Some(found) = find_in(&lines, at + 1, end, route) {
-            return Some(found);
+        let mut from = at + 1;
+        while let Some(found) = find_in(&lines, from, end, route) {
+            from = found.start_line + 1;
+            all.push(found);
         }
     }
-    None
+    all
+}
+
+/// The value of the `start:` line of `found` (unquoted).
+pub fn start_value<'a>(text: &'a str, found: &Found) -> Option<&'a str> {
+    let line = text.split('\n').nth(found.start_line)?;
+    Some(unquote(line.trim_start().strip_prefix("start:")?))
 }
 
 fn find_in(lines: &[&str], from: usize, to: usize, route: &str) -> Option<Found> {
